@@ -1,0 +1,43 @@
+# The two commands of the README: `make reproduce` and `make test`.
+# Both create .venv if it is missing and install the pinned stack first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.ccrk-installed
+CONFIG ?= config/config.yaml
+PYTEST_ARGS ?=
+
+# Nothing in this suite may reach a model hub or phone home at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DVC_NO_ANALYTICS := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: install reproduce synth tokenizer test lock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[test]'
+	touch $@
+
+## The main job on the embedded default.
+reproduce: install
+	$(BIN)/ccrk synth --config $(CONFIG) --out resources/synth
+	$(BIN)/ccrk tokenizer --config $(CONFIG) --manifest resources/synth/pretrain.jsonl --out resources/tokenizer
+
+test: install
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+
+## Re-pin requirements/lock.txt from the current environment.
+lock: install
+	{ echo "# Exact versions the suite is tested with (Python 3.11, CPU). Used as a pip constraints file:"; \
+	  echo "#   pip install -c requirements/lock.txt -e '.[test]'"; \
+	  echo "# Regenerate with: make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^ccrk'; } > requirements/lock.txt
+
+clean:
+	rm -rf resources .snakemake report.html

@@ -1,0 +1,101 @@
+"""The ``ccrk`` command: one subcommand a pipeline step.
+
+Snakemake rules and users call these; the library behind them never knows
+which. Errors in input or config exit with status 2 and one clear line
+(set ``CCRK_DEBUG=1`` to see the traceback instead).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ccrk import __version__
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", type=Path, help="YAML config file (e.g. config/config.yaml)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set synth.seed=1 (repeatable)",
+    )
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ccrk.config import load_config, section
+    from ccrk.synth.config import SynthConfig
+    from ccrk.synth.generate import format_stats, generate
+
+    config = load_config(args.config, args.overrides)
+    cfg = SynthConfig.from_dict(section(config, "synth"))
+    start = time.perf_counter()
+    stats = generate(cfg, args.out)
+    elapsed = time.perf_counter() - start
+    print(format_stats(stats))
+    print(f"\nwrote {args.out} in {elapsed:.1f} s")
+    return 0
+
+
+def cmd_tokenizer(args: argparse.Namespace) -> int:
+    from ccrk.config import ConfigError, load_config, section
+    from ccrk.tokenizer import manifest_texts, train_tokenizer
+
+    config = load_config(args.config, args.overrides)
+    opts = {"vocab_size": 2000, "max_length": 64}
+    given = section(config, "tokenizer")
+    unknown = sorted(set(given) - set(opts))
+    if unknown:
+        raise ConfigError(f"tokenizer: unknown key(s) {', '.join('tokenizer.' + k for k in unknown)}; expected {sorted(opts)}")
+    opts.update(given)
+    start = time.perf_counter()
+    tok = train_tokenizer(manifest_texts(args.manifest), args.out, vocab_size=int(opts["vocab_size"]), max_length=int(opts["max_length"]))
+    print(f"trained a {len(tok)}-piece Unigram tokenizer (byte fallback) on {', '.join(map(str, args.manifest))}")
+    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s; load it with AutoTokenizer.from_pretrained({str(args.out)!r})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ccrk", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ccrk {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate the synthetic multilingual benchmark (the embedded default)")
+    _add_config_args(p)
+    p.add_argument("--out", type=Path, required=True, help="output directory (replaced atomically)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("tokenizer", help="train a subword tokenizer on manifest captions (Hugging Face format)")
+    _add_config_args(p)
+    p.add_argument("--manifest", type=Path, nargs="+", required=True, help="manifest(s) whose captions to train on")
+    p.add_argument("--out", type=Path, required=True, help="output directory (replaced atomically)")
+    p.set_defaults(func=cmd_tokenizer)
+    return parser
+
+
+#: Errors that come from the user's input, not from a bug: one line, exit 2.
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from ccrk.config import ConfigError
+    from ccrk.data.manifest import ManifestError
+
+    return (ConfigError, ManifestError, KeyError, ValueError, FileNotFoundError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except _user_errors() as exc:
+        if os.environ.get("CCRK_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"ccrk {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading, transforming and batching image-caption data (no model code)."""

@@ -1,0 +1,1 @@
+"""The embedded default: a procedurally generated multilingual benchmark."""

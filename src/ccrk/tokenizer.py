@@ -1,0 +1,101 @@
+"""A subword tokenizer for the embedded model, saved as a Hugging Face directory.
+
+At paper scale the text side is XLM-R, loaded with
+``AutoTokenizer.from_pretrained("xlm-roberta-large")``. The embedded default
+trains a small SentencePiece-style Unigram model on its own pre-training
+captions instead, with XLM-R's special tokens and ids, and saves it so the very
+same ``AutoTokenizer.from_pretrained(directory)`` call loads it. Byte fallback
+(the 256 ``<0xNN>`` pieces) means no input ever maps to ``<unk>``: an emoji or
+a character never seen in training is spelled out in UTF-8 bytes.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ccrk.atomic import atomic_directory
+
+#: XLM-R's special tokens, in XLM-R's id order (<s>=0, <pad>=1, </s>=2, <unk>=3); <mask> comes last.
+SPECIAL_TOKENS: tuple[str, ...] = ("<s>", "<pad>", "</s>", "<unk>")
+MASK_TOKEN = "<mask>"
+
+
+def manifest_texts(paths: Iterable[str | os.PathLike[str]], languages: Iterable[str] | None = None) -> Iterator[str]:
+    """Every caption of the given manifests (optionally only some languages)."""
+    from ccrk.data.manifest import read_manifest
+
+    wanted = list(languages) if languages is not None else None
+    for path in paths:
+        for record in read_manifest(path, languages=wanted, check_images=False):
+            for texts in record.captions.values():
+                yield from texts
+
+
+def train_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike[str], vocab_size: int = 2000, max_length: int = 64):
+    """Train, save to ``out_dir`` (atomically) and return the reloaded tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [t for t in texts]
+    if not corpus:
+        raise ValueError("cannot train a tokenizer on an empty corpus: no captions were found")
+    if vocab_size < 300:
+        raise ValueError(f"vocab_size {vocab_size} is too small: the 256 byte-fallback pieces alone need 256 entries")
+
+    base = Tokenizer(models.Unigram())
+    base.normalizer = normalizers.NFKC()
+    base.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size - 256 - 1,
+        special_tokens=list(SPECIAL_TOKENS),
+        unk_token="<unk>",
+        show_progress=False,
+    )
+    base.train_from_iterator(corpus, trainer)
+
+    # Rebuild the model with byte fallback: the learnt pieces, then the 256
+    # bytes (scored below every piece so they are used only as a last resort).
+    learnt = [tuple(v) for v in json.loads(base.to_str())["model"]["vocab"]]
+    floor = min(score for _, score in learnt) - 1.0
+    pieces = learnt + [(f"<0x{b:02X}>", floor) for b in range(256)] + [(MASK_TOKEN, 0.0)]
+    unk_id = SPECIAL_TOKENS.index("<unk>")
+    tok = Tokenizer(models.Unigram(pieces, unk_id, True))
+    tok.normalizer = base.normalizer
+    tok.pre_tokenizer = base.pre_tokenizer
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tok.add_special_tokens([*SPECIAL_TOKENS, MASK_TOKEN])
+    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", bos), ("</s>", eos)],
+    )
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        cls_token="<s>",
+        sep_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token=MASK_TOKEN,
+        model_max_length=max_length,
+    )
+    with atomic_directory(out_dir) as tmp:
+        wrapped.save_pretrained(tmp)
+    return load_tokenizer(out_dir)
+
+
+def load_tokenizer(name_or_dir: str | os.PathLike[str]):
+    """``AutoTokenizer.from_pretrained`` - the call that also loads ``xlm-roberta-large``."""
+    from transformers import AutoTokenizer
+
+    path = Path(name_or_dir)
+    if path.suffix or os.sep in str(name_or_dir) or path.exists():
+        if not path.is_dir():
+            raise FileNotFoundError(f"tokenizer directory {path} does not exist (run `ccrk tokenizer` first)")
+    return AutoTokenizer.from_pretrained(str(name_or_dir))

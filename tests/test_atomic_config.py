@@ -1,0 +1,59 @@
+"""Atomic writes never leave partial files; config overrides parse and fail clearly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ccrk.atomic import atomic_directory, atomic_open, atomic_write_text
+from ccrk.config import ConfigError, apply_overrides, load_config
+
+
+def test_atomic_open_keeps_old_file_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "m.json"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as handle:
+            handle.write("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_atomic_directory_replaces_only_when_complete(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with atomic_directory(target) as d:
+        (d / "a").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as d:
+            (d / "b").write_text("2")
+            raise RuntimeError("killed")
+    assert sorted(p.name for p in target.iterdir()) == ["a"]
+    with atomic_directory(target) as d:
+        (d / "c").write_text("3")
+    assert sorted(p.name for p in target.iterdir()) == ["c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_overrides_set_nested_values_as_yaml() -> None:
+    cfg = apply_overrides({"synth": {"seed": 0}}, ["synth.seed=3", "synth.images.test=8", "model.name=vit"])
+    assert cfg == {"synth": {"seed": 3, "images": {"test": 8}}, "model": {"name": "vit"}}
+
+
+@pytest.mark.parametrize("bad", ["synth.seed", "synth..seed=1", "synth.seed.x=1"])
+def test_bad_overrides_are_named(bad: str) -> None:
+    with pytest.raises(ConfigError, match="override"):
+        apply_overrides({"synth": {"seed": 0}}, [bad])
+
+
+def test_missing_or_invalid_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("synth: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("3\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(scalar)
