@@ -142,7 +142,9 @@ def test_languages_differ_from_english_and_use_their_script(bench: Path) -> None
             if lang == "zh":
                 assert not re.search(r"[\u3040-\u30ff]", text)
         words = {w.lower().strip(".,") for r in records for w in r.captions[lang][0].split()}
-        assert len(words & english_words) <= 2, (lang, words & english_words)
+        # Only true cognates may coincide (fr "triangle", "orange"; "a" in fr/es/cs).
+        shared = words & english_words
+        assert len(shared) <= 3 and len(shared) < 0.1 * len(words), (lang, shared)
 
 
 def test_few_shot_subsets_are_nested_and_single_language(bench: Path) -> None:

@@ -45,7 +45,9 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike[str], vocab
         raise ValueError(f"vocab_size {vocab_size} is too small: the 256 byte-fallback pieces alone need 256 entries")
 
     base = Tokenizer(models.Unigram())
-    base.normalizer = normalizers.NFKC()
+    # NFC, not NFKC: NFKC would fold CJK full-width punctuation ("，" -> ","),
+    # so Chinese and Japanese captions would not decode to what was encoded.
+    base.normalizer = normalizers.NFC()
     base.pre_tokenizer = pre_tokenizers.Metaspace()
     trainer = trainers.UnigramTrainer(
         vocab_size=vocab_size - 256 - 1,

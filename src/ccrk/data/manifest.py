@@ -144,7 +144,9 @@ def read_manifest(
     ``languages`` keeps only those captions, in that order (the order the
     objectives rely on); a record may still lack some unless
     ``require_languages`` names them. ``image_root`` defaults to the
-    manifest's directory. Blank lines are skipped.
+    manifest's directory. Blank lines are skipped. ``check_images`` opens
+    every image (cheap header checks via PIL ``verify``); pass False where a
+    previous step already validated them.
     """
     path = Path(path)
     root = Path(image_root) if image_root is not None else path.parent
