@@ -13,6 +13,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
+# Rules call the `ccrk` command: make the venv's one the first on the PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install reproduce synth tokenizer test lock clean
 
@@ -24,10 +26,9 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[test]'
 	touch $@
 
-## The main job on the embedded default.
+## The main job on the embedded default: the Snakemake DAG (profiles/default).
 reproduce: install
-	$(BIN)/ccrk synth --config $(CONFIG) --out resources/synth
-	$(BIN)/ccrk tokenizer --config $(CONFIG) --manifest resources/synth/pretrain.jsonl --out resources/tokenizer
+	$(BIN)/snakemake --configfile $(CONFIG)
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)

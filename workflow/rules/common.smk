@@ -1,3 +1,5 @@
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("8.20")
@@ -6,6 +8,7 @@ min_version("8.20")
 validate(config, schema="../schemas/config.schema.yaml")
 
 
+CONDA_ENV = "../envs/ccrk.yaml"
 SYNTH_DIR = "resources/synth"
 TOKENIZER_DIR = "resources/tokenizer"
 

@@ -5,9 +5,11 @@ rule synth:
         manifests=expand(f"{SYNTH_DIR}/{{split}}.jsonl", split=["pretrain", "train", "val", "test"]),
     params:
         settings=config_overrides("synth"),
-        out=SYNTH_DIR,
+        out=lambda wildcards, output: os.path.dirname(output.stats),
     log:
         "logs/synth.log",
+    conda:
+        CONDA_ENV
     shell:
         "ccrk synth {params.settings} --out {params.out} > {log} 2>&1"
 
@@ -17,11 +19,13 @@ rule tokenizer:
     input:
         f"{SYNTH_DIR}/pretrain.jsonl",
     output:
-        f"{TOKENIZER_DIR}/tokenizer.json",
+        config_file=f"{TOKENIZER_DIR}/tokenizer.json",
     params:
         settings=config_overrides("tokenizer"),
-        out=TOKENIZER_DIR,
+        out=lambda wildcards, output: os.path.dirname(output.config_file),
     log:
         "logs/tokenizer.log",
+    conda:
+        CONDA_ENV
     shell:
         "ccrk tokenizer {params.settings} --manifest {input} --out {params.out} > {log} 2>&1"
