@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ccrk.synth.languages._common import check_template, join_list, sentence
 from ccrk.synth.scene import Description, Obj
 
 CODE = "de"
@@ -73,13 +74,7 @@ def _position_then_np(o: Obj, case: str) -> str:
 
 
 def _join(items: list[str]) -> str:
-    if len(items) == 1:
-        return items[0]
-    return ", ".join(items[:-1]) + " und " + items[-1]
-
-
-def _sentence(text: str) -> str:
-    return text[0].upper() + text[1:] + "."
+    return join_list(items, " und ")
 
 
 def _es_gibt(desc: Description) -> str:
@@ -123,6 +118,5 @@ N_TEMPLATES = len(_TEMPLATES)
 
 def describe(desc: Description, template: int) -> str:
     """Caption ``desc`` with paraphrase pattern ``template`` (0 .. N_TEMPLATES-1)."""
-    if isinstance(template, bool) or not isinstance(template, int) or not 0 <= template < N_TEMPLATES:
-        raise ValueError(f"language {CODE!r}: template must be an int in range({N_TEMPLATES}), got {template!r}")
-    return _sentence(_TEMPLATES[template](desc))
+    check_template(CODE, template, N_TEMPLATES)
+    return sentence(_TEMPLATES[template](desc))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ccrk.synth.languages._common import check_template, sentence
 from ccrk.synth.scene import Description, Obj
 
 CODE = "id"
@@ -123,7 +124,5 @@ N_TEMPLATES = len(_TEMPLATES)
 
 def describe(desc: Description, template: int) -> str:
     """Caption ``desc`` with paraphrase pattern ``template`` (0 .. N_TEMPLATES-1)."""
-    if isinstance(template, bool) or not isinstance(template, int) or not 0 <= template < N_TEMPLATES:
-        raise ValueError(f"language {CODE!r}: template must be an int in range({N_TEMPLATES}), got {template!r}")
-    text = _TEMPLATES[template](desc)
-    return text[0].upper() + text[1:] + "."
+    check_template(CODE, template, N_TEMPLATES)
+    return sentence(_TEMPLATES[template](desc))

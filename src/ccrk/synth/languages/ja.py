@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ccrk.synth.languages._common import check_template
 from ccrk.synth.scene import Description, Obj
 
 CODE = "ja"
@@ -102,6 +103,5 @@ N_TEMPLATES = len(_TEMPLATES)
 
 def describe(desc: Description, template: int) -> str:
     """Caption ``desc`` with paraphrase pattern ``template`` (0 .. N_TEMPLATES-1)."""
-    if isinstance(template, bool) or not isinstance(template, int) or not 0 <= template < N_TEMPLATES:
-        raise ValueError(f"language {CODE!r}: template must be an int in range({N_TEMPLATES}), got {template!r}")
+    check_template(CODE, template, N_TEMPLATES)
     return _TEMPLATES[template](desc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ccrk.synth.languages._common import check_template, join_list, sentence
 from ccrk.synth.scene import Description, Obj
 
 CODE = "ru"
@@ -71,9 +72,7 @@ def _located(o: Obj, case: str) -> str:
 
 
 def _join(items: list[str]) -> str:
-    if len(items) == 1:
-        return items[0]
-    return ", ".join(items[:-1]) + " и " + items[-1]
+    return join_list(items, " и ")
 
 
 def _on_picture(desc: Description) -> str:
@@ -123,7 +122,5 @@ N_TEMPLATES = len(_TEMPLATES)
 
 def describe(desc: Description, template: int) -> str:
     """Caption ``desc`` with paraphrase pattern ``template`` (0 .. N_TEMPLATES-1)."""
-    if isinstance(template, bool) or not isinstance(template, int) or not 0 <= template < N_TEMPLATES:
-        raise ValueError(f"language {CODE!r}: template must be an int in range({N_TEMPLATES}), got {template!r}")
-    text = _TEMPLATES[template](desc)
-    return text[0].upper() + text[1:] + "."
+    check_template(CODE, template, N_TEMPLATES)
+    return sentence(_TEMPLATES[template](desc))

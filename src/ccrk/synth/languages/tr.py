@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ccrk.synth.languages._common import check_template, join_list
 from ccrk.synth.scene import Description, Obj
 
 CODE = "tr"
@@ -110,9 +111,7 @@ def _loc(o: Obj) -> str:
 
 
 def _join(items: list[str]) -> str:
-    if len(items) == 1:
-        return items[0]
-    return ", ".join(items[:-1]) + " ve " + items[-1]
+    return join_list(items, " ve ")
 
 
 def _capitalise(text: str) -> str:
@@ -181,6 +180,5 @@ LEFT_RIGHT: tuple[tuple[str, str], ...] = (
 
 def describe(desc: Description, template: int) -> str:
     """Caption ``desc`` with paraphrase pattern ``template`` (0 .. N_TEMPLATES-1)."""
-    if isinstance(template, bool) or not isinstance(template, int) or not 0 <= template < N_TEMPLATES:
-        raise ValueError(f"language {CODE!r}: template must be an int in range({N_TEMPLATES}), got {template!r}")
+    check_template(CODE, template, N_TEMPLATES)
     return _TEMPLATES[template](desc) + "."

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ccrk.synth.languages._common import check_template, join_list
 from ccrk.synth.scene import Description, Obj
 
 CODE = "zh"
@@ -53,9 +54,7 @@ def _np(o: Obj, de: bool) -> str:
 
 
 def _join(items: list[str]) -> str:
-    if len(items) == 1:
-        return items[0]
-    return "、".join(items[:-1]) + "和" + items[-1]
+    return join_list(items, "和", separator="、")
 
 
 def _attributive(o: Obj) -> str:
@@ -117,6 +116,5 @@ N_TEMPLATES = len(_TEMPLATES)
 
 def describe(desc: Description, template: int) -> str:
     """Caption ``desc`` with paraphrase pattern ``template`` (0 .. N_TEMPLATES-1)."""
-    if isinstance(template, bool) or not isinstance(template, int) or not 0 <= template < N_TEMPLATES:
-        raise ValueError(f"language {CODE!r}: template must be an int in range({N_TEMPLATES}), got {template!r}")
+    check_template(CODE, template, N_TEMPLATES)
     return _TEMPLATES[template](desc)
