@@ -13,7 +13,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from importlib import import_module
+
 from ccrk import __version__
+
+#: Modules that add subcommands: each exposes ``register(subparsers)`` which
+#: adds its parsers and sets ``func`` (a callable taking the parsed args and
+#: returning an exit status).
+_COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, nargs="+", required=True, help="manifest(s) whose captions to train on")
     p.add_argument("--out", type=Path, required=True, help="output directory (replaced atomically)")
     p.set_defaults(func=cmd_tokenizer)
+
+    for module_name in _COMMAND_MODULES:
+        import_module(module_name).register(sub)
     return parser
 
 
