@@ -23,7 +23,8 @@ from ccrk import __version__
 _COMMAND_MODULES: tuple[str, ...] = ()
 
 
-def _add_config_args(parser: argparse.ArgumentParser) -> None:
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """--config FILE and repeatable --set KEY=VALUE, the same for every command."""
     parser.add_argument("--config", "-c", type=Path, help="YAML config file (e.g. config/config.yaml)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -70,12 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="generate the synthetic multilingual benchmark (the embedded default)")
-    _add_config_args(p)
+    add_config_args(p)
     p.add_argument("--out", type=Path, required=True, help="output directory (replaced atomically)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("tokenizer", help="train a subword tokenizer on manifest captions (Hugging Face format)")
-    _add_config_args(p)
+    add_config_args(p)
     p.add_argument("--manifest", type=Path, nargs="+", required=True, help="manifest(s) whose captions to train on")
     p.add_argument("--out", type=Path, required=True, help="output directory (replaced atomically)")
     p.set_defaults(func=cmd_tokenizer)
