@@ -1,0 +1,1 @@
+"""Tables and figures from evaluation outputs (metrics.json, ranks.npz), beside the paper's numbers."""
