@@ -1,0 +1,164 @@
+"""Run a unit of GPU work in this process or as a Slurm job through submitit.
+
+Snakemake rules stay light: they call a ``ccrk`` command, which builds a job
+(a callable, ideally with a ``checkpoint()`` method so that submitit can
+requeue it after pre-emption or a time-out) and hands it to a launcher.
+``local`` calls it here; ``slurm`` submits it with submitit and blocks until it
+ends, so the rule finishes exactly when its outputs exist. There is one
+submission path only: Snakemake's own Slurm executor is not used for these
+rules.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+LAUNCHERS: tuple[str, ...] = ("local", "slurm")
+
+
+@dataclass
+class SlurmParams:
+    """What a GPU rule asks Slurm for. ``None`` leaves the cluster's default."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    gpus_per_node: int = 1
+    nodes: int = 1
+    cpus_per_task: int | None = None
+    mem_gb: float | None = None
+    timeout_min: int = 60 * 24
+    constraint: str | None = None
+    #: Extra ``#SBATCH`` options, e.g. {"gres": "gpu:a100:4", "exclude": "node12"}.
+    additional: dict[str, Any] = field(default_factory=dict)
+    #: Where submitit keeps pickles and logs (%j is the job id); must be on a shared file system.
+    folder: str = "logs/slurm/%j"
+    #: submitit cluster name; "local" runs the job as a local subprocess (used by tests).
+    cluster: str = "slurm"
+    max_requeues: int = 3
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, where: str = "launch.slurm") -> "SlurmParams":
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise KeyError(f"{where}: unknown key(s) {', '.join(where + '.' + k for k in unknown)}; expected {sorted(known)}")
+        return cls(**data)
+
+    def executor_parameters(self) -> dict[str, Any]:
+        """The ``update_parameters`` arguments: one task per GPU, as DDP wants."""
+        tasks = max(self.gpus_per_node, 1)
+        params: dict[str, Any] = {
+            "nodes": self.nodes,
+            "tasks_per_node": tasks,
+            "gpus_per_node": self.gpus_per_node,
+            "timeout_min": self.timeout_min,
+        }
+        if self.cpus_per_task is not None:
+            params["cpus_per_task"] = self.cpus_per_task
+        if self.mem_gb is not None:
+            params["mem_gb"] = self.mem_gb
+        for key in ("partition", "account", "qos", "constraint"):
+            value = getattr(self, key)
+            if value is not None:
+                params[f"slurm_{key}"] = value
+        if self.additional:
+            params["slurm_additional_parameters"] = dict(self.additional)
+        return params
+
+
+def run_local(job: Callable[[], T]) -> T:
+    return job()
+
+
+def run_slurm(job: Callable[[], T], params: SlurmParams, name: str, log: Callable[[str], None] = print) -> T:
+    """Submit ``job``, report its id and log files, wait for it, return its result.
+
+    If this process is interrupted or terminated (Snakemake cancelled), the
+    Slurm job is cancelled too, so no orphan keeps a GPU.
+    """
+    import submitit
+
+    executor = submitit.AutoExecutor(
+        folder=params.folder, cluster=params.cluster, slurm_max_num_timeout=params.max_requeues
+    )
+    executor.update_parameters(name=name, **params.executor_parameters())
+    submitted = executor.submit(job)
+    log(f"submitted {name} as Slurm job {submitted.job_id} (cluster={params.cluster})")
+    log(f"  stdout: {submitted.paths.stdout}")
+    log(f"  stderr: {submitted.paths.stderr}")
+
+    def cancel(signum: int, _frame: Any) -> None:
+        log(f"received signal {signum}: cancelling Slurm job {submitted.job_id}")
+        submitted.cancel(check=False)
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        result = submitted.result()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log(f"Slurm job {submitted.job_id} finished: {submitted.state}")
+    return result
+
+
+def launch(
+    job: Callable[[], T],
+    launcher: str = "local",
+    slurm: SlurmParams | None = None,
+    name: str = "ccrk",
+    log: Callable[[str], None] | None = None,
+) -> T:
+    """Run ``job`` with the chosen launcher and return what it returns."""
+    say = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    if launcher == "local":
+        return run_local(job)
+    if launcher == "slurm":
+        return run_slurm(job, slurm or SlurmParams(), name, say)
+    raise ValueError(f"unknown launcher {launcher!r}; expected one of {LAUNCHERS}")
+
+
+_ARG_TYPES: dict[str, type] = {
+    "gpus_per_node": int, "nodes": int, "cpus_per_task": int, "mem_gb": float, "timeout_min": int, "max_requeues": int,
+}
+
+
+def add_launcher_args(parser: argparse.ArgumentParser) -> None:
+    """--launcher and the Slurm options every GPU command accepts."""
+    group = parser.add_argument_group("launching (GPU work)")
+    group.add_argument("--launcher", choices=LAUNCHERS, default=os.environ.get("CCRK_LAUNCHER", "local"),
+                       help="run in this process (local) or as a Slurm job through submitit (slurm)")
+    for f in fields(SlurmParams):
+        if f.name == "additional":
+            group.add_argument("--slurm-additional", action="append", default=[], metavar="KEY=VALUE",
+                               help="extra #SBATCH option (repeatable), e.g. gres=gpu:a100:4")
+            continue
+        group.add_argument(f"--slurm-{f.name.replace('_', '-')}", dest=f"slurm_{f.name}",
+                           type=_ARG_TYPES.get(f.name, str), default=None)
+
+
+def slurm_params_from_args(args: argparse.Namespace, config: dict[str, Any] | None = None) -> SlurmParams:
+    """Config section ``launch.slurm`` first, then command-line flags on top."""
+    section = dict(((config or {}).get("launch") or {}).get("slurm") or {})
+    params = SlurmParams.from_dict(section)
+    for f in fields(SlurmParams):
+        if f.name == "additional":
+            for item in getattr(args, "slurm_additional", []) or []:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise ValueError(f"--slurm-additional {item!r} is not KEY=VALUE")
+                params.additional[key] = value
+            continue
+        value = getattr(args, f"slurm_{f.name}", None)
+        if value is not None:
+            setattr(params, f.name, value)
+    return params

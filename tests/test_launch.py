@@ -1,0 +1,58 @@
+"""Launchers: in process, and through submitit (its local cluster stands in for Slurm here)."""
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+
+import pytest
+
+from ccrk.launch import SlurmParams, add_launcher_args, launch, slurm_params_from_args
+
+
+class Square:
+    """A picklable job, as a submitted trainer is."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def __call__(self) -> int:
+        return self.x * self.x
+
+
+def test_local_runs_in_process() -> None:
+    assert launch(Square(7), "local") == 49
+
+
+def test_unknown_launcher_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown launcher 'pbs'"):
+        launch(Square(1), "pbs")
+
+
+def test_submitit_job_runs_and_reports_its_id(tmp_path: Path) -> None:
+    lines: list[str] = []
+    params = SlurmParams(cluster="local", folder=str(tmp_path / "%j"), gpus_per_node=0, timeout_min=5)
+    # The job must unpickle in another process: use a callable from an importable module.
+    assert launch(functools.partial(pow, 6, 2), "slurm", params, name="square", log=lines.append) == 36
+    assert lines[0].startswith("submitted square as Slurm job ")
+    assert any("stdout:" in line for line in lines)
+    assert "finished" in lines[-1]
+
+
+def test_executor_parameters_one_task_per_gpu() -> None:
+    params = SlurmParams(partition="gpu", account="proj", gpus_per_node=4, nodes=2, mem_gb=64, additional={"gres": "gpu:a100:4"})
+    got = params.executor_parameters()
+    assert got["tasks_per_node"] == 4 and got["gpus_per_node"] == 4 and got["nodes"] == 2
+    assert got["slurm_partition"] == "gpu" and got["slurm_account"] == "proj"
+    assert got["slurm_additional_parameters"] == {"gres": "gpu:a100:4"}
+    assert "slurm_qos" not in got
+
+
+def test_config_then_flags_and_bad_keys() -> None:
+    parser = argparse.ArgumentParser()
+    add_launcher_args(parser)
+    args = parser.parse_args(["--launcher", "slurm", "--slurm-gpus-per-node", "8", "--slurm-additional", "exclude=n1"])
+    params = slurm_params_from_args(args, {"launch": {"slurm": {"partition": "a100", "gpus_per_node": 2}}})
+    assert (params.partition, params.gpus_per_node, params.additional) == ("a100", 8, {"exclude": "n1"})
+    with pytest.raises(KeyError, match="launch.slurm.partiton"):
+        SlurmParams.from_dict({"partiton": "x"})
