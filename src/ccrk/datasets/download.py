@@ -1,0 +1,535 @@
+"""Resumable downloads and the registry of every source the paper's benchmarks need.
+
+Benchmarks are tens of gigabytes served by university web servers and
+GitHub; a cluster job that dies at 90 % must not start over, and a file cut
+short must never be mistaken for a complete one. So :func:`download_file`
+writes to ``<file>.part``, resumes it with an HTTP ``Range`` request, retries
+transient failures with exponential backoff, checks size and SHA-256 when
+the registry knows them, and only then renames the file into place.
+
+Checksums: the registry records a SHA-256 only where one was actually known;
+none of the upstream projects publishes one, so every ``sha256`` below is
+``None`` (and so is every ``size``) rather than a guess. Pin them once
+downloaded (``ccrk download`` prints the digest of each file it fetched;
+DVC then versions the bytes).
+
+Sources behind a login or a licence form are ``manual``: ``ccrk download``
+names the directory to fill and what it must contain, and
+:func:`check_manual` verifies it.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ccrk import __version__
+
+IGLUE_COMMIT = "43cbac91513388d40b2c6d93925f00ca9fc08a98"
+MULTI30K_COMMIT = "a3d2e0d26b56f3846f66a952536ffed4e401d05a"
+USER_AGENT = f"ccrk/{__version__} (research benchmark downloader; python-urllib)"
+#: HTTP statuses worth retrying: the server (or a proxy) may answer later.
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class DownloadError(RuntimeError):
+    """A download that failed for good; the message names the URL and the file."""
+
+    def __init__(self, message: str, *, url: str, path: Path | None = None, status: int | None = None):
+        super().__init__(message)
+        self.url, self.path, self.status = url, path, status
+
+
+class _Retry(Exception):
+    """A transient failure: back off, then resume from the ``.part`` file."""
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total) of a ``Content-Range: bytes a-b/total`` header."""
+    if not value or not value.startswith("bytes "):
+        return None, None
+    span, _, total = value[6:].partition("/")
+    start = span.split("-", 1)[0]
+    return (int(start) if start.isdigit() else None), (int(total) if total.isdigit() else None)
+
+
+def _fetch_into(url: str, part: Path, dest: Path, timeout: float, chunk_size: int) -> None:
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            _, total = _content_range(exc.headers.get("Content-Range"))
+            if total == offset:
+                return  # the part file already holds everything
+            part.unlink()
+            raise _Retry("server cannot resume this partial file (HTTP 416); starting over") from exc
+        if exc.code in RETRY_STATUS:
+            raise _Retry(f"HTTP {exc.code} {exc.reason}") from exc
+        raise DownloadError(
+            f"{url}: HTTP {exc.code} {exc.reason} (downloading to {dest})", url=url, path=dest, status=exc.code
+        ) from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # DNS, refused, reset, timeout
+        raise _Retry(str(getattr(exc, "reason", exc)) or type(exc).__name__) from exc
+
+    with response:
+        mode = "wb"
+        if offset and response.status == 206:
+            start, _ = _content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                part.unlink()
+                raise _Retry(f"server resumed at byte {start}, not {offset}; starting over")
+            mode = "ab"
+        length_header = response.headers.get("Content-Length")
+        length = int(length_header) if length_header and length_header.isdigit() else None
+        received = 0
+        with open(part, mode) as handle:
+            while True:
+                try:
+                    block = response.read(chunk_size)
+                except (OSError, http.client.HTTPException) as exc:  # IncompleteRead, reset, timeout mid-body
+                    raise _Retry(f"connection lost after {received} bytes: {exc}") from exc
+                if not block:
+                    break
+                handle.write(block)
+                received += len(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+    if length is not None and received < length:
+        raise _Retry(f"connection closed after {received} of {length} bytes")
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    retries: int = 5,
+    backoff: float = 2.0,
+    timeout: float = 60.0,
+    chunk_size: int = 1 << 20,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """Download ``url`` to ``dest``, resuming ``dest.part``; returns ``dest``.
+
+    An existing ``dest`` that matches the known size/checksum is kept. On a
+    checksum or size mismatch the partial data is deleted and nothing is
+    written at ``dest``. Transient errors are retried ``retries`` times,
+    waiting ``backoff * 2**k`` seconds; the ``.part`` file survives a final
+    failure so the next run resumes it.
+    """
+    dest = Path(dest)
+    say = log or (lambda message: None)
+    if dest.is_file():
+        if (size is None or dest.stat().st_size == size) and (sha256 is None or file_sha256(dest) == sha256.lower()):
+            return dest
+        say(f"{dest}: does not match the registry's size/checksum; downloading it again")
+        dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    attempt = 0
+    while True:
+        try:
+            _fetch_into(url, part, dest, timeout, chunk_size)
+            break
+        except _Retry as exc:
+            attempt += 1
+            if attempt > retries:
+                raise DownloadError(
+                    f"{url}: giving up after {attempt} attempts ({exc}); {part} keeps the bytes received, "
+                    "run again to resume", url=url, path=dest,
+                ) from exc
+            delay = backoff * 2 ** (attempt - 1)
+            say(f"{url}: {exc}; retry {attempt}/{retries} in {delay:.0f} s")
+            time.sleep(delay)
+    got = part.stat().st_size if part.exists() else 0
+    if size is not None and got != size:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: got {got} bytes, expected {size}; {dest} not written", url=url, path=dest)
+    if sha256 is not None:
+        digest = file_sha256(part)
+        if digest != sha256.lower():
+            part.unlink()
+            raise DownloadError(
+                f"{url}: SHA-256 mismatch for {dest}: expected {sha256.lower()}, got {digest}; the download was "
+                "deleted (a changed upstream file or a corrupted transfer)", url=url, path=dest,
+            )
+    os.replace(part, dest)
+    return dest
+
+
+def fetch_bytes(url: str, *, retries: int = 3, backoff: float = 2.0, timeout: float = 60.0) -> bytes:
+    """A small file into memory, with the same retry policy (for many tiny images)."""
+    attempt = 0
+    while True:
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code not in RETRY_STATUS or attempt >= retries:
+                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}", url=url, status=exc.code) from exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            if attempt >= retries:
+                raise DownloadError(f"{url}: {getattr(exc, 'reason', exc)}", url=url) from exc
+        attempt += 1
+        time.sleep(backoff * 2 ** (attempt - 1))
+
+
+# ------------------------------------------------------------------ archives
+
+
+def _safe_members(names: list[str], archive: Path) -> None:
+    for name in names:
+        parts = Path(name).parts
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise DownloadError(f"{archive}: refusing unsafe member path {name!r}", url=str(archive), path=archive)
+
+
+def extract_archive(archive: str | os.PathLike[str], dest_dir: str | os.PathLike[str]) -> Path:
+    """Unpack a zip or tar(.gz) into ``dest_dir``, all or nothing; returns ``dest_dir``.
+
+    Members are unpacked into a temporary sibling first and moved into place
+    at the end; a stamp file (``.<archive>.extracted``) makes reruns free.
+    """
+    archive, dest_dir = Path(archive), Path(dest_dir)
+    stamp = dest_dir / f".{archive.name}.extracted"
+    if stamp.is_file():
+        return dest_dir
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{archive.name}.", suffix=".extracting", dir=dest_dir))
+    try:
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as zf:
+                    _safe_members(zf.namelist(), archive)
+                    zf.extractall(tmp)
+            else:
+                with tarfile.open(archive) as tf:
+                    _safe_members(tf.getnames(), archive)
+                    if hasattr(tarfile, "data_filter"):
+                        tf.extractall(tmp, filter="data")
+                    else:  # pragma: no cover - Python < 3.10.12
+                        tf.extractall(tmp)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+            raise DownloadError(
+                f"{archive}: cannot unpack ({type(exc).__name__}: {exc}); delete it and run `ccrk download` again",
+                url=str(archive), path=archive,
+            ) from exc
+        for entry in sorted(tmp.iterdir()):
+            target = dest_dir / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            os.replace(entry, target)
+        stamp.write_text(f"{archive.name} {file_sha256(archive)}\n", encoding="utf-8")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest_dir
+
+
+# ------------------------------------------------------------------ registry
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file to fetch. ``path``/``extract_to`` are relative to the data root."""
+
+    url: str
+    path: str
+    sha256: str | None = None
+    size: int | None = None
+    extract_to: str | None = None
+
+
+@dataclass(frozen=True)
+class ManualCheck:
+    """What a manually filled directory must hold (``directory`` relative to the data root)."""
+
+    directory: str
+    pattern: str = ""
+    min_count: int = 0
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named upstream source; ``kind`` is ``annotations`` or ``images``."""
+
+    name: str
+    description: str
+    kind: str
+    homepage: str
+    files: tuple[RemoteFile, ...] = ()
+    manual: bool = False
+    instructions: str = ""
+    check: ManualCheck | None = None
+    note: str = ""
+
+
+@dataclass
+class ManualStatus:
+    source: str
+    directory: Path
+    ok: bool
+    found: int
+    problems: list[str] = field(default_factory=list)
+
+
+def _iglue(path: str, local: str, extract_to: str | None = None) -> RemoteFile:
+    # github.com/<repo>/raw/<commit>/... redirects to the raw file, or to the
+    # media server when a repository keeps a large file in Git LFS; the
+    # raw.githubusercontent.com address would hand back the LFS pointer.
+    return RemoteFile(
+        f"https://github.com/e-bug/iglue/raw/{IGLUE_COMMIT}/datasets/{path}", local, extract_to=extract_to
+    )
+
+
+def _xflickrco_files() -> tuple[RemoteFile, ...]:
+    from ccrk.datasets.xflickrco import FEW_SHOT_LANGUAGES, FEW_SHOT_SIZES, LANGUAGES
+
+    files = [_iglue(f"xFlickrCO/annotations/{lang}/test.jsonl", f"xflickrco/annotations/{lang}/test.jsonl")
+             for lang in LANGUAGES]
+    files += [
+        _iglue(f"xFlickrCO/annotations/{lang}/train_{n}.jsonl", f"xflickrco/annotations/{lang}/train_{n}.jsonl")
+        for lang in FEW_SHOT_LANGUAGES for n in FEW_SHOT_SIZES
+    ]
+    return tuple(files)
+
+
+def _wit_files() -> tuple[RemoteFile, ...]:
+    from ccrk.datasets.wit import LANGUAGES
+
+    files = [_iglue(f"wit/annotations/test_{lang}.jsonl", f"wit/annotations/test_{lang}.jsonl") for lang in LANGUAGES]
+    files.append(_iglue("wit/annotations/val_en.jsonl", "wit/annotations/val_en.jsonl"))
+    files.append(_iglue("wit/annotations/train_en.jsonl.zip", "wit/annotations/train_en.jsonl.zip",
+                        extract_to="wit/annotations"))
+    return tuple(files)
+
+
+def _multi30k_files() -> tuple[RemoteFile, ...]:
+    from ccrk.datasets.multi30k import LANGUAGES, SPLITS
+
+    base = f"https://github.com/multi30k/dataset/raw/{MULTI30K_COMMIT}/data/task1"
+    files = [RemoteFile(f"{base}/image_splits/{s}.txt", f"multi30k/task1/image_splits/{s}.txt") for s in SPLITS]
+    files += [RemoteFile(f"{base}/raw/{s}.{lang}.gz", f"multi30k/task1/raw/{s}.{lang}.gz")
+              for s in SPLITS for lang in LANGUAGES]
+    return tuple(files)
+
+
+def _build_sources() -> dict[str, Source]:
+    sources = [
+        Source(
+            "iglue-xflickrco", "IGLUE xFlickr&CO test (8 languages) and few-shot train files (7 languages)",
+            "annotations", "https://github.com/e-bug/iglue", _xflickrco_files(),
+            note=f"pinned to IGLUE commit {IGLUE_COMMIT}",
+        ),
+        Source(
+            "iglue-flickr30k", "IGLUE Flickr30k English validation annotations (1014 images, 5 captions each)",
+            "annotations", "https://github.com/e-bug/iglue",
+            (_iglue("flickr30k/annotations/valid_ann.jsonl", "flickr30k/annotations/valid_ann.jsonl"),),
+            note="IGLUE's repository has no train/test_ann.jsonl; those splits come from karpathy-splits",
+        ),
+        Source(
+            "karpathy-splits",
+            "Karpathy's COCO and Flickr30k caption splits (dataset_coco.json, dataset_flickr30k.json)",
+            "annotations", "https://cs.stanford.edu/people/karpathy/deepimagesent/",
+            (RemoteFile("https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip",
+                        "karpathy/caption_datasets.zip", extract_to="karpathy"),),
+        ),
+        Source(
+            "multi30k", "Multi30K task 1 raw captions (en de fr cs) and image splits: train, val, test_2016_flickr",
+            "annotations", "https://github.com/multi30k/dataset", _multi30k_files(),
+            note=f"pinned to multi30k/dataset commit {MULTI30K_COMMIT}",
+        ),
+        Source(
+            "iglue-wit", "IGLUE WIT test annotations (11 languages), English val and train",
+            "annotations", "https://github.com/e-bug/iglue", _wit_files(),
+            note="train_en.jsonl.zip is named in the paper's and CCLM's instructions; not seen in our index of IGLUE",
+        ),
+        Source(
+            "stair-captions", "STAIR Captions v1.2 (Japanese captions for COCO 2014 train+val)",
+            "annotations", "https://github.com/STAIR-Lab-CIT/STAIR-captions",
+            (RemoteFile("https://github.com/STAIR-Lab-CIT/STAIR-captions/raw/master/stair_captions_v1.2.tar.gz",
+                        "mscoco/stair/stair_captions_v1.2.tar.gz", extract_to="mscoco/stair"),),
+            note="not pinned: the repository's default branch",
+        ),
+        Source(
+            "yjcaptions", "YJ Captions 26k (Japanese COCO captions; the source the paper's README links)",
+            "annotations", "https://github.com/yahoojapan/YJCaptions",
+            (RemoteFile("https://github.com/yahoojapan/YJCaptions/raw/master/yjcaptions26k.zip",
+                        "mscoco/yjcaptions/yjcaptions26k.zip", extract_to="mscoco/yjcaptions"),),
+            note="not pinned; archive name from the repository's listing as we know it (unverified)",
+        ),
+        Source(
+            "coco-val2014", "COCO 2014 validation images (40,504 JPEGs, ~6 GB)",
+            "images", "https://cocodataset.org/#download",
+            (RemoteFile("http://images.cocodataset.org/zips/val2014.zip", "mscoco/val2014.zip",
+                        extract_to="mscoco/images"),),
+        ),
+        Source(
+            "coco-train2014", "COCO 2014 training images (82,783 JPEGs, ~13 GB)",
+            "images", "https://cocodataset.org/#download",
+            (RemoteFile("http://images.cocodataset.org/zips/train2014.zip", "mscoco/train2014.zip",
+                        extract_to="mscoco/images"),),
+        ),
+        Source(
+            "flickr30k-images", "Flickr30k images (31,783 JPEGs)", "images",
+            "https://shannon.cs.illinois.edu/DenotationGraph/", manual=True,
+            instructions=(
+                "Flickr30k images are distributed only after accepting their terms of use: request them at "
+                "https://shannon.cs.illinois.edu/DenotationGraph/ (form), download flickr30k-images.tar.gz and "
+                "extract it so that the JPEGs lie directly in this directory (e.g. 1000092795.jpg, 1007129816.jpg)."
+            ),
+            check=ManualCheck("flickr30k/images", "*.jpg", 31783, ("1000092795.jpg", "1007129816.jpg")),
+        ),
+        Source(
+            "coco-cn", "COCO-CN human-written Chinese captions and splits (version 201805)", "annotations",
+            "https://github.com/li-xirong/coco-cn", manual=True,
+            instructions=(
+                "COCO-CN is released on request by its authors (see https://github.com/li-xirong/coco-cn). "
+                "Extract coco-cn-version1805v1.1.tar.gz here, so that this directory holds "
+                "coco-cn_train.txt, coco-cn_val.txt, coco-cn_test.txt and imageid.human-written-caption.txt "
+                "(directly or in one sub-folder)."
+            ),
+            check=ManualCheck("mscoco/coco-cn", "**/imageid.human-written-caption.txt", 1,
+                              ("coco-cn_train.txt", "coco-cn_val.txt", "coco-cn_test.txt")),
+        ),
+        Source(
+            "wit-kaggle-pixels", "WIT image pixels of the Kaggle 'Wikipedia - Image/Caption Matching' competition",
+            "images", "https://www.kaggle.com/c/wikipedia-image-caption/data", manual=True,
+            instructions=(
+                "Kaggle needs a login and acceptance of the competition rules. From "
+                "https://www.kaggle.com/c/wikipedia-image-caption/data download image_data_train (the link is in "
+                "'Data Description') and image_data_test, and place their image_pixels/*.csv[.gz] files anywhere "
+                "under this directory (e.g. image_data_train/image_pixels/train_image_pixels_part-00000.csv.gz). "
+                "`ccrk download --dataset wit` then decodes the images the annotations need into data/wit/images/. "
+                "IGLUE also lists a public share of WIT images (https://sid.erda.dk/sharelink/CwTySJlPdB), and "
+                "`--wit-wikimedia` fetches missing test/val images from Wikimedia Commons."
+            ),
+            check=ManualCheck("wit/kaggle", "**/*image_pixels*.csv*", 1),
+        ),
+    ]
+    return {source.name: source for source in sources}
+
+
+SOURCES: dict[str, Source] = _build_sources()
+
+#: What each benchmark needs (``xflickrco`` includes the English Flickr30k
+#: fine-tuning set and the COCO val2014 images of its test set).
+DATASET_SOURCES: dict[str, tuple[str, ...]] = {
+    "xflickrco": ("iglue-xflickrco", "iglue-flickr30k", "karpathy-splits", "coco-val2014", "flickr30k-images"),
+    "flickr30k": ("iglue-flickr30k", "karpathy-splits", "flickr30k-images"),
+    "multi30k": ("multi30k", "flickr30k-images"),
+    "wit": ("iglue-wit", "wit-kaggle-pixels"),
+    "mscoco": ("karpathy-splits", "stair-captions", "coco-cn", "coco-train2014", "coco-val2014"),
+}
+
+
+def sources_for(datasets: list[str], names: list[str] | None = None, annotations_only: bool = False) -> list[Source]:
+    """Sources of ``datasets`` (``all`` = every benchmark) plus ``names``, deduplicated, in order."""
+    wanted: list[str] = []
+    for dataset in datasets:
+        keys = list(DATASET_SOURCES) if dataset == "all" else [dataset]
+        for key in keys:
+            if key not in DATASET_SOURCES:
+                raise ValueError(f"unknown dataset {key!r}; expected one of {sorted(DATASET_SOURCES)} or 'all'")
+            wanted.extend(DATASET_SOURCES[key])
+    for name in names or []:
+        if name not in SOURCES:
+            raise ValueError(f"unknown source {name!r}; expected one of {sorted(SOURCES)}")
+        wanted.append(name)
+    chosen = [SOURCES[name] for name in dict.fromkeys(wanted)]
+    return [s for s in chosen if not (annotations_only and s.kind == "images")]
+
+
+def check_manual(source: Source, root: str | os.PathLike[str]) -> ManualStatus:
+    """Whether a manual source's directory holds what the registry says it must."""
+    if source.check is None:
+        raise ValueError(f"source {source.name!r} has no manual check")
+    check = source.check
+    directory = Path(root) / check.directory
+    if not directory.is_dir():
+        return ManualStatus(source.name, directory, False, 0, [f"directory {directory} does not exist"])
+    problems = []
+    found = 0
+    if check.pattern:
+        found = sum(1 for p in directory.glob(check.pattern) if p.is_file())
+        if found < check.min_count:
+            problems.append(f"found {found} file(s) matching {check.pattern!r}, expected at least {check.min_count}")
+    for example in check.examples:
+        if not (directory / example).is_file() and not any(p.is_file() for p in directory.glob(f"*/{example}")):
+            problems.append(f"missing {example}")
+    return ManualStatus(source.name, directory, not problems, found, problems)
+
+
+def manual_message(source: Source, root: str | os.PathLike[str], status: ManualStatus | None = None) -> str:
+    """What the user must do for a manual source, naming the directory to fill."""
+    status = status or check_manual(source, root)
+    check = source.check
+    assert check is not None
+    wants = []
+    if check.pattern:
+        wants.append(f"at least {check.min_count} file(s) matching {check.pattern!r}")
+    if check.examples:
+        wants.append("including " + ", ".join(check.examples))
+    lines = [
+        f"[manual] {source.name}: {source.description}",
+        f"  fill directory: {status.directory}",
+        f"  it must contain: {'; '.join(wants)}",
+        f"  how: {source.instructions}",
+    ]
+    lines += [f"  problem: {p}" for p in status.problems]
+    return "\n".join(lines)
+
+
+def fetch_source(source: Source, root: str | os.PathLike[str], *, log: Callable[[str], None] = print,
+                 retries: int = 5, backoff: float = 2.0, delete_archives: bool = False) -> list[Path]:
+    """Download (and unpack) every file of an automatic source; returns the local files."""
+    if source.manual:
+        raise ValueError(f"source {source.name!r} is manual; use check_manual/manual_message")
+    root = Path(root)
+    got = []
+    for remote in source.files:
+        dest = root / remote.path
+        if remote.extract_to and (root / remote.extract_to / f".{dest.name}.extracted").is_file():
+            log(f"  ok {remote.path} (already unpacked)")
+            continue
+        fresh = not dest.is_file()
+        download_file(remote.url, dest, sha256=remote.sha256, size=remote.size, retries=retries,
+                      backoff=backoff, log=log)
+        if fresh:
+            log(f"  got {remote.path} sha256={file_sha256(dest)}")
+        else:
+            log(f"  ok {remote.path}")
+        if remote.extract_to:
+            extract_archive(dest, root / remote.extract_to)
+            log(f"  unpacked {remote.path} -> {remote.extract_to}/")
+            if delete_archives:
+                dest.unlink()
+        got.append(dest)
+    return got
