@@ -86,3 +86,18 @@ def test_cli_trains_from_manifest_and_refuses_bad_input(tmp_path: Path, capsys: 
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_tokenizer(tmp_path / "missing")
+
+
+def test_words_stay_whole_and_cjk_is_split_into_characters(tok_dir: Path) -> None:
+    tok = load_tokenizer(tok_dir)
+    pieces = tok.tokenize("The picture shows a small green heart.")
+    assert "▁green" in pieces and "▁small" in pieces, pieces
+    zh = tok.tokenize("左边有一个红色的大圆形。")
+    assert [p.lstrip("▁") for p in zh if p != "▁"] == list("左边有一个红色的大圆形。")
+
+
+@pytest.mark.parametrize("lang", LANGUAGE_CODES)
+def test_captions_fit_the_model_length(tok_dir: Path, lang: str) -> None:
+    tok = load_tokenizer(tok_dir)
+    lengths = [len(tok(text)["input_ids"]) for text in _captions(200, 7)[lang]]
+    assert max(lengths) <= 64, (lang, max(lengths))

@@ -2,11 +2,22 @@
 
 At paper scale the text side is XLM-R, loaded with
 ``AutoTokenizer.from_pretrained("xlm-roberta-large")``. The embedded default
-trains a small SentencePiece-style Unigram model on its own pre-training
-captions instead, with XLM-R's special tokens and ids, and saves it so the very
-same ``AutoTokenizer.from_pretrained(directory)`` call loads it. Byte fallback
-(the 256 ``<0xNN>`` pieces) means no input ever maps to ``<unk>``: an emoji or
-a character never seen in training is spelled out in UTF-8 bytes.
+trains a small BPE model on its own pre-training captions instead, with
+XLM-R's special tokens and ids, and saves it so the very same
+``AutoTokenizer.from_pretrained(directory)`` call loads it.
+
+Two choices matter on a small 10-language corpus:
+
+* Chinese and Japanese are split into characters before BPE (as multilingual
+  BERT does). Without spaces, the whole sentence is one pre-token and BPE (or
+  Unigram) spends the vocabulary on multi-word CJK phrases such as 红色的大
+  ("red's big"), which fuses attributes the model must tell apart.
+* Byte fallback (the 256 ``<0xNN>`` pieces): no input ever maps to ``<unk>``;
+  an emoji or a character never seen in training is spelled out in UTF-8 bytes.
+
+A Unigram model was tried first: on this repetitive corpus its trainer split
+even the most frequent English words into letters ("gr e e n"), so English
+captions ran past 40 tokens; BPE keeps them at whole words.
 """
 from __future__ import annotations
 
@@ -20,6 +31,9 @@ from ccrk.atomic import atomic_directory
 #: XLM-R's special tokens, in XLM-R's id order (<s>=0, <pad>=1, </s>=2, <unk>=3); <mask> comes last.
 SPECIAL_TOKENS: tuple[str, ...] = ("<s>", "<pad>", "</s>", "<unk>")
 MASK_TOKEN = "<mask>"
+
+#: Kana, CJK ideographs (incl. extension A and compatibility), full-width forms and CJK punctuation.
+CJK_CHARACTER = r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
 
 
 def manifest_texts(paths: Iterable[str | os.PathLike[str]], languages: Iterable[str] | None = None) -> Iterator[str]:
@@ -35,7 +49,7 @@ def manifest_texts(paths: Iterable[str | os.PathLike[str]], languages: Iterable[
 
 def train_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike[str], vocab_size: int = 2000, max_length: int = 64):
     """Train, save to ``out_dir`` (atomically) and return the reloaded tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     corpus = [t for t in texts]
@@ -44,28 +58,33 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike[str], vocab
     if vocab_size < 300:
         raise ValueError(f"vocab_size {vocab_size} is too small: the 256 byte-fallback pieces alone need 256 entries")
 
-    base = Tokenizer(models.Unigram())
+    pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(),
+            pre_tokenizers.Split(Regex(CJK_CHARACTER), behavior="isolated"),
+            pre_tokenizers.Punctuation(behavior="isolated"),
+        ]
+    )
+    base = Tokenizer(models.BPE(unk_token="<unk>"))
     # NFC, not NFKC: NFKC would fold CJK full-width punctuation ("，" -> ","),
     # so Chinese and Japanese captions would not decode to what was encoded.
     base.normalizer = normalizers.NFC()
-    base.pre_tokenizer = pre_tokenizers.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size - 256 - 1,
-        special_tokens=list(SPECIAL_TOKENS),
-        unk_token="<unk>",
-        show_progress=False,
+    base.pre_tokenizer = pre_tokenizer
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - 256 - 1, special_tokens=list(SPECIAL_TOKENS), show_progress=False
     )
     base.train_from_iterator(corpus, trainer)
 
-    # Rebuild the model with byte fallback: the learnt pieces, then the 256
-    # bytes (scored below every piece so they are used only as a last resort).
-    learnt = [tuple(v) for v in json.loads(base.to_str())["model"]["vocab"]]
-    floor = min(score for _, score in learnt) - 1.0
-    pieces = learnt + [(f"<0x{b:02X}>", floor) for b in range(256)] + [(MASK_TOKEN, 0.0)]
-    unk_id = SPECIAL_TOKENS.index("<unk>")
-    tok = Tokenizer(models.Unigram(pieces, unk_id, True))
+    # Rebuild the model with byte fallback: the learnt pieces and merges, then
+    # the 256 bytes, used only for characters no learnt piece covers.
+    learnt = json.loads(base.to_str())["model"]
+    vocab = dict(learnt["vocab"])
+    for byte in range(256):
+        vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True))
     tok.normalizer = base.normalizer
-    tok.pre_tokenizer = base.pre_tokenizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
