@@ -24,7 +24,7 @@ TINY_TEXT_CONFIG: dict[str, Any] = {
     "hidden_size": 128,
     "num_attention_heads": 4,
     "intermediate_size": 512,
-    "max_position_embeddings": 64,
+    "max_position_embeddings": 96,  # room for 64-token captions (XLM-R offsets positions by pad id + 1)
     "type_vocab_size": 1,
     "layer_norm_eps": 1e-5,
 }
