@@ -91,7 +91,7 @@ def test_bad_inputs_are_rejected(model, batch):
     with pytest.raises(ValueError, match="attention_mask"):
         model.encode_text(ids, mask[:, :5])
     with pytest.raises(ValueError, match="positions"):
-        model.encode_text(torch.zeros(1, 80, dtype=torch.long), torch.ones(1, 80, dtype=torch.long))
+        model.encode_text(torch.zeros(1, 120, dtype=torch.long), torch.ones(1, 120, dtype=torch.long))
     with torch.no_grad():
         image_tokens, _ = model.encode_image(images)
         text_tokens, _ = model.encode_text(ids, mask)
