@@ -20,7 +20,7 @@ from ccrk import __version__
 #: Modules that add subcommands: each exposes ``register(subparsers)`` which
 #: adds its parsers and sets ``func`` (a callable taking the parsed args and
 #: returning an exit status).
-_COMMAND_MODULES: tuple[str, ...] = ("ccrk.datasets.cli",)
+_COMMAND_MODULES: tuple[str, ...] = ("ccrk.evaluation.cli", "ccrk.datasets.cli", "ccrk.train.cli")
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +60,7 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
     opts.update(given)
     start = time.perf_counter()
     tok = train_tokenizer(manifest_texts(args.manifest), args.out, vocab_size=int(opts["vocab_size"]), max_length=int(opts["max_length"]))
-    print(f"trained a {len(tok)}-piece Unigram tokenizer (byte fallback) on {', '.join(map(str, args.manifest))}")
+    print(f"trained a {len(tok)}-piece BPE tokenizer (byte fallback) on {', '.join(map(str, args.manifest))}")
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s; load it with AutoTokenizer.from_pretrained({str(args.out)!r})")
     return 0
 

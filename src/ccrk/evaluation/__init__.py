@@ -1,0 +1,48 @@
+"""Evaluation of a saved model: two-stage retrieval, Recall@K / mR / MRV with bootstrap CIs, run comparison.
+
+``ccrk evaluate`` and ``ccrk compare`` (``ccrk.evaluation.cli``) are thin
+wrappers around :func:`evaluate` and :func:`compare_runs`. Names are
+imported lazily so that importing the command-line module does not load
+torch and transformers before a command needs them.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "EvalOptions": "ccrk.evaluation.options",
+    "DEFAULT_MRV_LANGUAGES": "ccrk.evaluation.options",
+    "EvalData": "ccrk.evaluation.data",
+    "LanguageCaptions": "ccrk.evaluation.data",
+    "load_eval_data": "ccrk.evaluation.data",
+    "check_mrv_coverage": "ccrk.evaluation.data",
+    "ImageEncoding": "ccrk.evaluation.encode",
+    "TextEncoding": "ccrk.evaluation.encode",
+    "encode_images": "ccrk.evaluation.encode",
+    "encode_texts": "ccrk.evaluation.encode",
+    "LanguageRanks": "ccrk.evaluation.retrieval",
+    "rank_language": "ccrk.evaluation.retrieval",
+    "score_pairs": "ccrk.evaluation.retrieval",
+    "topk_candidates": "ccrk.evaluation.retrieval",
+    "RankSet": "ccrk.evaluation.rankset",
+    "Metric": "ccrk.evaluation.summary",
+    "metrics_of": "ccrk.evaluation.summary",
+    "summarize": "ccrk.evaluation.summary",
+    "compare_ranksets": "ccrk.evaluation.compare",
+    "compare_runs": "ccrk.evaluation.compare",
+    "format_comparison": "ccrk.evaluation.compare",
+    "load_run": "ccrk.evaluation.compare",
+    "evaluate": "ccrk.evaluation.run",
+    "format_summary": "ccrk.evaluation.run",
+    "config_hash": "ccrk.evaluation.provenance",
+    "git_revision": "ccrk.evaluation.provenance",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ccrk.evaluation' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -1,0 +1,106 @@
+"""``ccrk evaluate`` and ``ccrk compare``.
+
+Flags override the ``evaluate:`` section of ``--config`` (after ``--set``),
+which overrides the defaults of :class:`ccrk.evaluation.options.EvalOptions`.
+Heavy imports happen inside the commands so that ``ccrk --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ccrk.cli import add_config_args
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ccrk.config import load_config, section
+    from ccrk.evaluation.options import EvalOptions
+    from ccrk.evaluation.run import METRICS_FILE, RANKS_FILE, evaluate, format_summary
+
+    config = load_config(args.config, args.overrides)
+    options = EvalOptions.from_config(
+        section(config, "evaluate"),
+        languages=args.languages,
+        mrv_languages=args.mrv_languages,
+        k_test=args.k_test,
+        batch_size=args.batch_size,
+        itm_batch_size=args.itm_batch_size,
+        bootstrap=args.bootstrap,
+        alpha=args.alpha,
+        seed=args.seed,
+        device=args.device,
+        num_workers=args.num_workers,
+    )
+    start = time.perf_counter()
+    metrics = evaluate(
+        args.model,
+        args.tokenizer,
+        args.manifest,
+        args.out,
+        options,
+        image_root=args.image_root,
+        config=config,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    print(format_summary(metrics))
+    print(f"\nwrote {args.out / METRICS_FILE} and {args.out / RANKS_FILE} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ccrk.atomic import atomic_write_text
+    from ccrk.evaluation.compare import compare_runs, format_comparison
+
+    if args.bootstrap < 1:
+        raise ValueError(f"--bootstrap must be a positive integer, got {args.bootstrap}")
+    if not 0 < args.alpha < 1:
+        raise ValueError(f"--alpha must lie in (0, 1), got {args.alpha}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be non-negative, got {args.seed}")
+    doc = compare_runs(args.run_a, args.run_b, n_resamples=args.bootstrap, alpha=args.alpha, seed=args.seed)
+    print(format_comparison(doc))
+    if args.out is not None:
+        atomic_write_text(args.out, json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="two-stage retrieval on a test manifest: Recall@K, mR, MRV with bootstrap CIs, per-instance ranks",
+    )
+    add_config_args(p)
+    p.add_argument("--model", type=Path, required=True, help="saved model directory (config.json + model.safetensors)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory or Hugging Face name (offline)")
+    p.add_argument("--manifest", type=Path, required=True, help="test manifest (JSON Lines)")
+    p.add_argument("--image-root", type=Path, help="root of the manifest's image paths (default: its directory)")
+    p.add_argument("--languages", help="comma-separated codes (default: evaluate.languages, else all in the manifest)")
+    p.add_argument(
+        "--mrv-languages",
+        help="comma-separated codes for MRV, or 'none' (default: evaluate.mrv_languages, else en,de,ja,zh)",
+    )
+    p.add_argument("--k-test", type=int, help="candidates re-ranked by the ITM head per query (default 128)")
+    p.add_argument("--batch-size", type=int, help="images or captions a forward when encoding (default 64)")
+    p.add_argument("--itm-batch-size", type=int, help="image-caption pairs a forward of the ITM head (default 256)")
+    p.add_argument("--bootstrap", type=int, help="bootstrap resamples of test images (default 1000)")
+    p.add_argument("--alpha", type=float, help="1 - confidence level of the intervals (default 0.05)")
+    p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
+    p.add_argument("--device", help="torch device, or 'auto' = cuda if available (default)")
+    p.add_argument("--num-workers", type=int, help="image-loading worker processes (default 0)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="run directory for metrics.json and ranks.npz (replaced atomically)"
+    )
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="paired bootstrap of two evaluate runs: A - B in R@1, mR and MRV with CI and p")
+    p.add_argument("run_a", type=Path, help="run directory of ccrk evaluate (or its ranks.npz)")
+    p.add_argument("run_b", type=Path, help="run directory to compare against")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--out", type=Path, help="write the comparison as JSON here")
+    p.set_defaults(func=cmd_compare)

@@ -1,0 +1,117 @@
+"""Encode the test images once and the captions of one language at a time.
+
+Both keep the token states the matching head needs (image tokens for every
+image, text tokens for the current language's captions) on the evaluation
+device, next to the L2-normalised contrastive features. Text tokens are
+stored padded only to the longest caption of the language, not to the
+model's ``max_length``, and batches are formed from captions of similar
+length so that little compute goes into padding.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from ccrk.data.transforms import build_eval_transform
+from ccrk.models import CCRModel
+
+
+@dataclass
+class ImageEncoding:
+    tokens: torch.Tensor  # [I, N, vision_width]
+    feats: torch.Tensor  # [I, embed_dim], L2-normalised
+
+
+@dataclass
+class TextEncoding:
+    tokens: torch.Tensor  # [T, L, hidden]; states at padding positions are arbitrary (masked)
+    mask: torch.Tensor  # [T, L], 1 = real token
+    feats: torch.Tensor  # [T, embed_dim], L2-normalised
+    ends: np.ndarray  # [T] on the host: 1 + position of the last real token
+
+
+class _ImageFiles(Dataset):
+    def __init__(self, paths: Sequence[Path], image_size: int) -> None:
+        self.paths = list(paths)
+        self.transform = build_eval_transform(image_size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        path = self.paths[index]
+        try:
+            with Image.open(path) as img:
+                image = img.convert("RGB")
+        except (OSError, ValueError) as err:
+            raise ValueError(f"cannot read image {path}: {err}") from err
+        return self.transform(image, {})[0]
+
+
+@torch.no_grad()
+def encode_images(
+    model: CCRModel, paths: Sequence[Path], batch_size: int, device: torch.device, num_workers: int = 0
+) -> ImageEncoding:
+    """Tokens and features of every image, in ``paths`` order, with the evaluation transform."""
+    loader = DataLoader(
+        _ImageFiles(paths, model.config.image_size),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    tokens = feats = None
+    start = 0
+    for images in loader:
+        tok, feat = model.encode_image(images.to(device, non_blocking=True))
+        if tokens is None:
+            tokens = torch.empty((len(paths), *tok.shape[1:]), dtype=tok.dtype, device=device)
+            feats = torch.empty((len(paths), feat.shape[1]), dtype=feat.dtype, device=device)
+        tokens[start : start + len(tok)] = tok
+        feats[start : start + len(tok)] = feat
+        start += len(tok)
+    if tokens is None or feats is None:
+        raise ValueError("there are no images to encode")
+    return ImageEncoding(tokens=tokens, feats=feats)
+
+
+def token_ends(mask: torch.Tensor) -> np.ndarray:
+    """``1 +`` the position of each row's last real token (any padding side).
+
+    A batch needs columns only up to its largest end: trailing padding columns
+    are masked and change no output, and cutting them is most of the speed of
+    a batch of short captions.
+    """
+    positions = torch.arange(1, mask.shape[1] + 1)
+    return (mask.cpu().long() * positions).amax(dim=1).clamp_min(1).numpy()
+
+
+@torch.no_grad()
+def encode_texts(
+    model: CCRModel, tokenizer: Any, texts: Sequence[str], batch_size: int, device: torch.device
+) -> TextEncoding:
+    """Tokens, mask and features of ``texts`` (truncated to the model's ``max_length``), in order."""
+    enc = tokenizer(
+        list(texts), padding="longest", truncation=True, max_length=model.config.max_length, return_tensors="pt"
+    )
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    ends = token_ends(mask)
+    order = torch.from_numpy(np.argsort(ends, kind="stable"))
+    mask_dev = mask.to(device)
+    tokens = torch.zeros((len(texts), ids.shape[1], model.hidden_size), device=device)
+    feats = torch.empty((len(texts), model.config.embed_dim), device=device)
+    for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
+        length = int(ends[rows.numpy()].max())
+        rows_dev = rows.to(device)
+        tok, feat = model.encode_text(ids[rows, :length].to(device), mask_dev[rows_dev, :length])
+        tokens[rows_dev, :length] = tok.to(tokens.dtype)
+        feats[rows_dev] = feat.to(feats.dtype)
+    return TextEncoding(tokens=tokens, mask=mask_dev, feats=feats, ends=ends)

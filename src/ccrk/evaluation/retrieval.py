@@ -1,0 +1,194 @@
+"""Two-stage retrieval for one language: similarity for every pair, the matching head for the top k.
+
+The matching (ITM) head costs a fusion forward per (image, caption) pair and
+dominates evaluation. The paper's public code scores the top ``k`` of each
+image query and, separately, of each caption query, so a pair on both lists
+is scored twice: ``(I + T) * k`` forwards. Here the union of both lists is
+scored once (:func:`ccrk.metrics.topk_pairs_union`) and scattered back into
+both directions.
+
+Memory: the float32 similarity ``[I, T]`` of the current language is the one
+full-size matrix (5,000 x 25,000 is 0.5 GB); top-k selection, the float64
+two-stage scores and the ranks work on chunks of :data:`CHUNK_BYTES`.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ccrk.evaluation.encode import ImageEncoding, TextEncoding
+from ccrk.metrics import ranks_i2t, ranks_t2i, topk_pairs_union, two_stage_scores
+from ccrk.models import CCRModel
+
+#: Bytes of query-by-candidate scores handled at once after the similarity matrix.
+CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass
+class LanguageRanks:
+    """Ranks of one language; ``i2t`` is over all test images, -1 where an image has no caption here."""
+
+    t2i: np.ndarray
+    i2t: np.ndarray
+    k_t2i: int
+    k_i2t: int
+    pairs_scored: int
+    pairs_public: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def topk_candidates(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """``[Q, k]`` indices of each row's ``k`` highest scores, ties going to the lower index.
+
+    ``torch.topk`` picks among equal values arbitrarily (and differently on
+    CPU and GPU), which would make the re-ranked set, and so the ranks, depend
+    on the device. The rare rows where a tie straddles the k-th place are
+    redone with a stable sort, which keeps equal scores in index order.
+    """
+    values, index = torch.topk(scores, k, dim=1)
+    kth = values[:, -1:]
+    straddle = (scores == kth).sum(dim=1) > (values == kth).sum(dim=1)
+    if bool(straddle.any()):
+        rows = straddle.nonzero()[:, 0]
+        index[rows] = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices[:, :k]
+    return index
+
+
+def _queries(sim: torch.Tensor, direction: str, start: int, stop: int) -> torch.Tensor:
+    """Rows ``start:stop`` of the ``direction`` score matrix (``sim`` is image x text), contiguous."""
+    if direction == "i2t":
+        return sim[start:stop]
+    return sim[:, start:stop].T.contiguous()
+
+
+def _shape(sim: torch.Tensor, direction: str) -> tuple[int, int]:
+    return (sim.shape[0], sim.shape[1]) if direction == "i2t" else (sim.shape[1], sim.shape[0])
+
+
+def topk_by_query(sim: torch.Tensor, direction: str, k: int) -> np.ndarray:
+    """Top-``k`` candidates of every query of ``direction``, chunked; int64 on the host."""
+    n_q, n_c = _shape(sim, direction)
+    step = max(1, CHUNK_BYTES // (n_c * sim.element_size()))
+    parts = [topk_candidates(_queries(sim, direction, a, min(a + step, n_q)), k) for a in range(0, n_q, step)]
+    return torch.cat(parts).cpu().numpy().astype(np.int64, copy=False)
+
+
+@torch.no_grad()
+def score_pairs(
+    model: CCRModel,
+    image_tokens: torch.Tensor,
+    image_rows: np.ndarray,
+    texts: TextEncoding,
+    text_rows: np.ndarray,
+    batch_size: int,
+) -> np.ndarray:
+    """Matching logit (class 1, the score the public code re-ranks by) of pairs ``(image_rows[p], text_rows[p])``.
+
+    Image tokens are selected per batch through ``image_index`` rather than
+    copied once per pair. Pairs are batched in order of caption length and
+    each batch is cut to its longest caption, so short captions do not pay
+    for the padding of long ones (the fusion forward is most of the cost).
+    """
+    device = image_tokens.device
+    n = len(image_rows)
+    ends = texts.ends[text_rows]
+    order = np.argsort(ends, kind="stable")
+    out = torch.empty(n, dtype=torch.float32, device=device)
+    slots = torch.from_numpy(order).to(device)
+    images = torch.from_numpy(np.ascontiguousarray(image_rows[order])).to(device)
+    captions = torch.from_numpy(np.ascontiguousarray(text_rows[order])).to(device)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        length = int(ends[order[stop - 1]])  # the longest of the batch: pairs are in length order
+        rows = captions[start:stop]
+        logits = model.itm_logits(
+            texts.tokens[rows, :length], texts.mask[rows, :length], image_tokens, image_index=images[start:stop]
+        )
+        out[slots[start:stop]] = logits[:, 1].float()
+    return out.cpu().numpy()
+
+
+def two_stage_ranks(
+    sim: torch.Tensor,
+    direction: str,
+    topk: np.ndarray,
+    itm: np.ndarray,
+    rank_rows: Callable[[np.ndarray, int, int], np.ndarray],
+) -> np.ndarray:
+    """Ranks under the two-stage order, built and ranked chunk by chunk of queries.
+
+    ``rank_rows(scores, start, stop)`` ranks the float64 two-stage scores of
+    queries ``start:stop`` (``ranks_t2i`` or ``ranks_i2t`` with that slice of
+    the targets).
+    """
+    n_q, n_c = _shape(sim, direction)
+    step = max(1, CHUNK_BYTES // (8 * n_c))
+    out = np.empty(n_q, dtype=np.int64)
+    for start in range(0, n_q, step):
+        stop = min(start + step, n_q)
+        rows = _queries(sim, direction, start, stop).cpu().numpy()
+        scores = two_stage_scores(rows, topk[start:stop], itm[start:stop])
+        out[start:stop] = rank_rows(scores, start, stop)
+    return out
+
+
+@torch.no_grad()
+def rank_language(
+    model: CCRModel,
+    images: ImageEncoding,
+    texts: TextEncoding,
+    txt2img: np.ndarray,
+    k_test: int,
+    itm_batch_size: int,
+) -> LanguageRanks:
+    """Text-to-image and image-to-text ranks of one language's captions against its gallery.
+
+    The gallery is the images with a caption in this language (see
+    ``ccrk.evaluation.data``). ``k_test`` is capped by the number of
+    candidates; ``pairs_public`` is what the public code's two separate
+    re-ranking passes would score, ``(T * k_t2i + I * k_i2t)``.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    gallery, local = np.unique(txt2img, return_inverse=True)
+    local = local.reshape(-1)
+    device = texts.feats.device
+    sim = images.feats.index_select(0, torch.from_numpy(gallery).to(device)) @ texts.feats.T  # [G, T]
+    n_img, n_txt = sim.shape
+    k_t2i, k_i2t = min(k_test, n_img), min(k_test, n_txt)
+    topk_t2i = topk_by_query(sim, "t2i", k_t2i)
+    topk_i2t = topk_by_query(sim, "i2t", k_i2t)
+    union = topk_pairs_union(topk_t2i, topk_i2t)
+    timings["similarity_topk_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    itm = score_pairs(model, images.tokens, gallery[union.images], texts, union.texts, itm_batch_size)
+    timings["itm_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    r_t2i = two_stage_ranks(
+        sim, "t2i", topk_t2i, union.scatter_t2i(itm), lambda s, a, b: ranks_t2i(s, local[a:b])
+    )
+    order = np.argsort(local, kind="stable")
+    img2txt = np.split(order, np.cumsum(np.bincount(local, minlength=n_img))[:-1])
+    r_i2t = two_stage_ranks(
+        sim, "i2t", topk_i2t, union.scatter_i2t(itm), lambda s, a, b: ranks_i2t(s, img2txt[a:b])
+    )
+    timings["ranks_s"] = time.perf_counter() - t0
+
+    n_all = images.feats.shape[0]
+    i2t = np.full(n_all, -1, dtype=np.int64)
+    i2t[gallery] = r_i2t
+    return LanguageRanks(
+        t2i=r_t2i,
+        i2t=i2t,
+        k_t2i=k_t2i,
+        k_i2t=k_i2t,
+        pairs_scored=len(union),
+        pairs_public=n_txt * k_t2i + n_img * k_i2t,
+        timings=timings,
+    )

@@ -1,0 +1,209 @@
+"""``ccrk evaluate``: a saved model on a test manifest -> ``metrics.json`` + ``ranks.npz``.
+
+Flow: validate everything that can be validated without the model (manifest,
+images, languages, MRV coverage, output path, model directory); encode every
+image once; then one language at a time (so memory is bounded by one
+language's captions) encode its captions, rank both directions with
+two-stage retrieval, and drop the language's tensors; finally bootstrap the
+metrics and write the run directory atomically, so it is either complete or
+untouched.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ccrk import __version__
+from ccrk.atomic import atomic_directory
+from ccrk.evaluation.data import check_mrv_coverage, load_eval_data
+from ccrk.evaluation.encode import encode_images, encode_texts
+from ccrk.evaluation.options import EvalOptions
+from ccrk.evaluation.provenance import config_hash, git_revision
+from ccrk.evaluation.rankset import RankSet
+from ccrk.evaluation.retrieval import rank_language
+from ccrk.evaluation.summary import summarize
+from ccrk.models import load_model, read_model_config
+from ccrk.tokenizer import load_tokenizer
+
+FORMAT = "ccrk.metrics/1"
+METRICS_FILE = "metrics.json"
+RANKS_FILE = "ranks.npz"
+
+Progress = Callable[[str], None]
+
+
+def _model_meta(model_dir: Path) -> dict[str, Any]:
+    if not model_dir.is_dir():
+        raise FileNotFoundError(
+            f"model directory {model_dir} does not exist (a saved ccrk model is a directory with "
+            "config.json and model.safetensors, written by save_model / ccrk finetune)"
+        )
+    return read_model_config(model_dir)
+
+
+def _check_tokenizer(tokenizer: Any, name: str, model: Any) -> None:
+    """The ids the tokenizer emits must be the ones the model's embedding rows were trained for."""
+    if len(tokenizer) > model.vocab_size:
+        raise ValueError(
+            f"tokenizer {name} has {len(tokenizer)} tokens but the model embeds only {model.vocab_size}: "
+            "not the tokenizer the model was built with"
+        )
+    pad = getattr(model.text.config, "pad_token_id", None)
+    if pad is not None and tokenizer.pad_token_id != pad:
+        raise ValueError(
+            f"tokenizer {name} pads with id {tokenizer.pad_token_id} but the model's pad id is {pad}: "
+            "not the tokenizer the model was built with"
+        )
+
+
+def _check_out(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} exists and is not a directory")
+
+
+def evaluate(
+    model_dir: str | os.PathLike[str],
+    tokenizer: str | os.PathLike[str],
+    manifest: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: EvalOptions | None = None,
+    *,
+    image_root: str | os.PathLike[str] | None = None,
+    config: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Evaluate a saved model and write ``out_dir/metrics.json`` and ``out_dir/ranks.npz``; returns the metrics.
+
+    ``out_dir`` is replaced as a whole once both files are complete; on any
+    error it is left as it was. ``config`` is the loaded YAML the options came
+    from; it is recorded with the resolved ``evaluate`` section.
+    """
+    options = options or EvalOptions()
+    say = progress or (lambda _msg: None)
+    start = time.perf_counter()
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    _check_out(out_dir)
+    meta = _model_meta(model_dir)
+    data = load_eval_data(manifest, image_root=image_root, languages=options.languages)
+    mrv_languages = list(options.mrv_languages)
+    if mrv_languages:
+        check_mrv_coverage(data, mrv_languages)
+    device = options.torch_device()
+    tok = load_tokenizer(tokenizer)
+    model = load_model(model_dir, map_location=device)
+    _check_tokenizer(tok, str(tokenizer), model)
+    timings: dict[str, Any] = {"load_s": time.perf_counter() - start}
+
+    t0 = time.perf_counter()
+    images = encode_images(model, data.image_paths, options.batch_size, device, options.num_workers)
+    timings["encode_images_s"] = time.perf_counter() - t0
+    say(f"encoded {data.n_images} images in {timings['encode_images_s']:.1f} s on {device}")
+
+    ranks_t2i, ranks_i2t, pairs, per_lang_times = {}, {}, {}, {}
+    for lang in data.languages:
+        t0 = time.perf_counter()
+        captions = data.captions[lang]
+        texts = encode_texts(model, tok, captions.texts, options.batch_size, device)
+        encode_s = time.perf_counter() - t0
+        result = rank_language(model, images, texts, captions.txt2img, options.k_test, options.itm_batch_size)
+        del texts
+        ranks_t2i[lang], ranks_i2t[lang] = result.t2i, result.i2t
+        pairs[lang] = {"scored": result.pairs_scored, "public_code": result.pairs_public,
+                       "k_t2i": result.k_t2i, "k_i2t": result.k_i2t}
+        per_lang_times[lang] = {"encode_text_s": encode_s, **result.timings, "total_s": time.perf_counter() - t0}
+        say(
+            f"{lang}: {len(captions.texts)} captions, ITM on {result.pairs_scored:,} pairs "
+            f"(public code {result.pairs_public:,}), {per_lang_times[lang]['total_s']:.1f} s"
+        )
+    timings["per_language"] = per_lang_times
+    del images, model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+    rankset = RankSet(
+        image_ids=list(data.image_ids),
+        languages=list(data.languages),
+        mrv_languages=mrv_languages,
+        t2i=ranks_t2i,
+        txt2img={lang: data.captions[lang].txt2img for lang in data.languages},
+        i2t=ranks_i2t,
+    )
+    t0 = time.perf_counter()
+    summary = summarize(rankset, n_resamples=options.bootstrap, alpha=options.alpha, seed=options.seed)
+    timings["metrics_s"] = time.perf_counter() - t0
+
+    scored = sum(p["scored"] for p in pairs.values())
+    public = sum(p["public_code"] for p in pairs.values())
+    resolved = copy.deepcopy(config or {})
+    resolved["evaluate"] = options.to_dict()
+    git = git_revision()
+    metrics: dict[str, Any] = {
+        "format": FORMAT,
+        "ccrk_version": __version__,
+        "git_revision": git["revision"],
+        "git_dirty": git["dirty"],
+        "model": {"path": str(model_dir), "config_hash": config_hash(meta["config"])},
+        "tokenizer": str(tokenizer),
+        "manifest": str(manifest),
+        "image_root": None if image_root is None else str(image_root),
+        "device": str(device),
+        "languages": list(data.languages),
+        "mrv_languages": mrv_languages,
+        "n_images": data.n_images,
+        "n_captions": data.n_captions(),
+        "k_test": options.k_test,
+        "itm_score": "match-class logit of the ITM head",
+        "bootstrap": {"n_resamples": options.bootstrap, "alpha": options.alpha, "seed": options.seed, "unit": "image"},
+        **summary,
+        "itm_pairs": {
+            "scored": scored,
+            "public_code": public,
+            "saved_fraction": 1.0 - scored / public,
+            "per_language": pairs,
+        },
+        "config": resolved,
+        "timings": timings,
+    }
+
+    with atomic_directory(out_dir) as tmp:
+        rankset.save(tmp / RANKS_FILE)
+        timings["total_s"] = time.perf_counter() - start
+        text = json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        (tmp / METRICS_FILE).write_text(text, encoding="utf-8")
+    return metrics
+
+
+def format_summary(metrics: dict[str, Any]) -> str:
+    """The table ``ccrk evaluate`` prints: R@1 per direction and mR a language, MRV, ITM pairs."""
+    head = f"{'lang':<6} {'R@1 t2i':>8} {'R@1 i2t':>8} {'mR':>7} {'ITM pairs':>11} {'public':>11}"
+    lines = [head, "-" * len(head)]
+    for lang in metrics["languages"]:
+        m = metrics["per_language"][lang]
+        p = metrics["itm_pairs"]["per_language"][lang]
+        lines.append(
+            f"{lang:<6} {m['t2i']['R@1']['value']:>8.2f} {m['i2t']['R@1']['value']:>8.2f} "
+            f"{m['mR']['value']:>7.2f} {p['scored']:>11,} {p['public_code']:>11,}"
+        )
+    avg = metrics["average"]
+    pairs = metrics["itm_pairs"]
+    lines.append(
+        f"{'avg':<6} {avg['t2i']['R@1']['value']:>8.2f} {avg['i2t']['R@1']['value']:>8.2f} "
+        f"{avg['mR']['value']:>7.2f} {pairs['scored']:>11,} {pairs['public_code']:>11,}"
+    )
+    mrv = metrics["mrv"]
+    if mrv:
+        lines.append("")
+        lines.append(
+            f"MRV ({','.join(mrv['languages'])}): t2i {mrv['t2i']['value']:.2f}  i2t {mrv['i2t']['value']:.2f}  "
+            f"mean {mrv['mean']['value']:.2f}"
+        )
+    lines.append(f"ITM pairs scored: {pairs['scored']:,} of the public code's {pairs['public_code']:,} "
+                 f"({100 * pairs['saved_fraction']:.1f}% saved)")
+    return "\n".join(lines)

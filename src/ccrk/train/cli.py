@@ -1,0 +1,89 @@
+"""``ccrk pretrain`` and ``ccrk finetune``.
+
+Both build a :class:`~ccrk.train.trainer.Trainer` from their arguments and hand
+it to a launcher (``--launcher local`` runs it here; ``slurm`` submits it with
+submitit, which requeues it through ``Trainer.checkpoint`` on pre-emption).
+Under ``torchrun --nproc_per_node N -m ccrk.cli pretrain ...`` every process
+runs the same command and they train as one data-parallel group.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+#: Kept here (not imported from the modules that use them) so ``ccrk --help`` stays light.
+OBJECTIVES: tuple[str, ...] = ("one_to_k", "cross_lingual", "cross_modal")
+REGIMES: tuple[str, ...] = ("zero_shot", "single_language", "all_languages", "few_shot")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    from ccrk.cli import add_config_args
+    from ccrk.launch import add_launcher_args
+
+    add_config_args(p)
+    p.add_argument("--tokenizer", type=Path, required=True, help="tokenizer directory or hub name")
+    p.add_argument("--image-root", type=Path, default=None,
+                   help="directory the manifests' image paths are relative to (default: the manifest's directory)")
+    p.add_argument("--seed", type=int, default=None, help="overrides train.seed")
+    p.add_argument("--out", type=Path, required=True, help="run directory: checkpoints/, model/, metrics.jsonl, tb/")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--skip-image-check", dest="check_images", action="store_false",
+                   help="do not open every image at start-up (a previous step validated them)")
+    add_launcher_args(p)
+
+
+def _launch(trainer, args: argparse.Namespace, config: dict, name: str) -> int:  # noqa: ANN001
+    from ccrk.launch import launch, slurm_params_from_args
+
+    slurm = slurm_params_from_args(args, config) if args.launcher == "slurm" else None
+    launch(trainer, launcher=args.launcher, slurm=slurm, name=name)
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from ccrk.config import load_config
+    from ccrk.train.trainer import Pretrainer, PretrainSpec
+
+    config = load_config(args.config, args.overrides)
+    spec = PretrainSpec(
+        config=config, manifest=str(args.manifest), tokenizer=str(args.tokenizer), out=str(args.out),
+        image_root=None if args.image_root is None else str(args.image_root), objective=args.objective,
+        seed=args.seed, progress=args.progress, check_images=args.check_images,
+    )
+    return _launch(Pretrainer(spec, resume=args.resume), args, config, f"pretrain-{args.objective or 'default'}")
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from ccrk.config import load_config
+    from ccrk.train.finetune import Finetuner, FinetuneSpec
+
+    config = load_config(args.config, args.overrides)
+    spec = FinetuneSpec(
+        config=config, pretrained=str(args.pretrained), regime=args.regime, train_manifest=str(args.train_manifest),
+        val_manifest=str(args.val_manifest), tokenizer=str(args.tokenizer), out=str(args.out),
+        language=args.language, shots=args.shots,
+        image_root=None if args.image_root is None else str(args.image_root), seed=args.seed,
+        progress=args.progress, check_images=args.check_images,
+    )
+    return _launch(Finetuner(spec, resume=args.resume), args, config, f"finetune-{args.regime}")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="pre-train a model with one contrastive objective (resumable, DDP)")
+    p.add_argument("--manifest", type=Path, required=True, help="pre-training manifest (JSON Lines)")
+    p.add_argument("--objective", choices=OBJECTIVES, default=None,
+                   help="contrastive objective (overrides objective.name; default one_to_k)")
+    _common(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("finetune", help="fine-tune for retrieval under a regime; select on validation")
+    p.add_argument("--pretrained", type=Path, required=True,
+                   help="a saved model directory (DIR/model) or a training checkpoint (.pt)")
+    p.add_argument("--regime", choices=REGIMES, required=True)
+    p.add_argument("--language", default=None, help="target language (single_language, few_shot)")
+    p.add_argument("--shots", type=int, default=None, help="training records of the target language (few_shot)")
+    p.add_argument("--train-manifest", type=Path, required=True)
+    p.add_argument("--val-manifest", type=Path, required=True)
+    _common(p)
+    p.set_defaults(func=cmd_finetune)

@@ -1,0 +1,188 @@
+"""The ``train`` and ``finetune`` config sections, validated strictly.
+
+A misspelt key (``warmpu``) that silently fell back to its default would make
+a run differ from the experiment it claims to be, and on a cluster that is
+found out days later; so unknown keys and wrong types are errors naming the
+full key (``train.warmup``, ``finetune.train.lr``).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccrk.config import ConfigError
+
+SCHEDULES: tuple[str, ...] = ("linear", "constant")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass: a YAML ``true`` must not pass as an epoch count.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+def _strict_keys(data: Any, known: set[str], where: str) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - known)
+    if unknown:
+        names = ", ".join(f"{where}.{k}" for k in unknown)
+        raise ConfigError(f"unknown key(s) {names}; allowed keys are {sorted(known)}")
+    return copy.deepcopy(dict(data))
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of one training run (pre-training or fine-tuning).
+
+    ``batch_size`` is global (summed over data-parallel ranks) and per
+    micro-step; one optimiser step consumes ``batch_size * grad_accum``
+    samples. ``warmup`` is a fraction of the optimiser steps when a float in
+    [0, 1], a number of steps when an int. ``save_every`` counts optimiser
+    steps (0: only the final checkpoint). ``languages`` (English first) are
+    the K caption languages; ``None`` takes every language all manifest
+    records share.
+    """
+
+    epochs: int = 1
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 1e-4
+    lr_mult_new: float = 2.0
+    weight_decay: float = 0.01
+    warmup: float | int = 0.1
+    schedule: str = "linear"
+    grad_clip: float | None = 1.0
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    num_workers: int = 2
+    log_every: int = 10
+    save_every: int = 500
+    keep_last: int = 3
+    languages: list[str] | None = None
+    where: str = field(default="train", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        w = self.where
+        for key in ("epochs", "batch_size", "grad_accum", "seed", "num_workers", "log_every", "save_every",
+                    "keep_last"):
+            if not _is_int(getattr(self, key)):
+                raise ConfigError(f"{w}.{key} must be an integer, got {getattr(self, key)!r}")
+        for key, low in (("epochs", 1), ("batch_size", 1), ("grad_accum", 1), ("log_every", 1), ("keep_last", 1),
+                         ("seed", 0), ("num_workers", 0), ("save_every", 0)):
+            if getattr(self, key) < low:
+                raise ConfigError(f"{w}.{key} must be >= {low}, got {getattr(self, key)}")
+        for key in ("lr", "lr_mult_new", "weight_decay"):
+            value = getattr(self, key)
+            if not _is_number(value) or value < 0:
+                raise ConfigError(f"{w}.{key} must be a non-negative number, got {value!r}")
+            setattr(self, key, float(value))
+        if self.lr <= 0:
+            raise ConfigError(f"{w}.lr must be > 0, got {self.lr}")
+        if _is_int(self.warmup):
+            if self.warmup < 0:
+                raise ConfigError(f"{w}.warmup must be >= 0 steps, got {self.warmup}")
+        elif isinstance(self.warmup, float):
+            if not 0.0 <= self.warmup <= 1.0:
+                raise ConfigError(
+                    f"{w}.warmup as a float is a fraction of the optimiser steps and must lie in [0, 1], "
+                    f"got {self.warmup} (write an integer for a number of steps)"
+                )
+        else:
+            raise ConfigError(f"{w}.warmup must be a fraction (float) or a number of steps (int), got {self.warmup!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"{w}.schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if self.grad_clip is not None:
+            if not _is_number(self.grad_clip) or self.grad_clip < 0:
+                raise ConfigError(f"{w}.grad_clip must be a non-negative number or null, got {self.grad_clip!r}")
+            self.grad_clip = float(self.grad_clip) if self.grad_clip > 0 else None
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"{w}.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"{w}.device must be one of {list(DEVICES)}, got {self.device!r}")
+        if self.languages is not None:
+            if isinstance(self.languages, str) or not isinstance(self.languages, (list, tuple)):
+                raise ConfigError(f"{w}.languages must be a list of language codes, got {self.languages!r}")
+            langs = list(self.languages)
+            if not langs or len(set(langs)) != len(langs) or not all(isinstance(x, str) for x in langs):
+                raise ConfigError(f"{w}.languages must be non-empty, distinct language codes, got {langs}")
+            if "en" in langs and langs[0] != "en":
+                raise ConfigError(f"{w}.languages must list 'en' first (rows i*K are English), got {langs}")
+            self.languages = langs
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "train") -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)} - {"where"}
+        return cls(**_strict_keys(data, known, where), where=where)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("where")
+        return out
+
+
+#: Fine-tuning trains contrastive + matching; MLM is off unless configured.
+DEFAULT_FINETUNE_OBJECTIVE: dict[str, Any] = {"name": "one_to_k", "weights": {"itc": 1.0, "itm": 1.0, "mlm": 0.0}}
+
+
+@dataclass
+class FinetuneConfig:
+    """The ``finetune`` section.
+
+    ``objective`` is an objective mapping (``ccrk.objectives``) merged over
+    :data:`DEFAULT_FINETUNE_OBJECTIVE` (``weights`` merged key by key);
+    ``train`` overrides keys of the ``train`` section for fine-tuning, so
+    shared settings (workers, precision, logging) are written once.
+    ``eval_batch_size`` is the image/caption batch used to encode the
+    validation split; ``ks`` the recall cut-offs of the selection score.
+    """
+
+    objective: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_FINETUNE_OBJECTIVE))
+    train: dict[str, Any] = field(default_factory=dict)
+    eval_batch_size: int = 64
+    ks: list[int] = field(default_factory=lambda: [1, 5, 10])
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.objective, Mapping):
+            raise ConfigError(f"finetune.objective must be a mapping, got {self.objective!r}")
+        merged = copy.deepcopy(DEFAULT_FINETUNE_OBJECTIVE)
+        for key, value in self.objective.items():
+            if key == "weights" and isinstance(value, Mapping):
+                merged["weights"].update(value)
+            else:
+                merged[key] = value
+        self.objective = merged
+        if not isinstance(self.train, Mapping):
+            raise ConfigError(f"finetune.train must be a mapping, got {self.train!r}")
+        if not _is_int(self.eval_batch_size) or self.eval_batch_size < 1:
+            raise ConfigError(f"finetune.eval_batch_size must be a positive integer, got {self.eval_batch_size!r}")
+        if (not isinstance(self.ks, (list, tuple)) or not self.ks
+                or not all(_is_int(k) and k >= 1 for k in self.ks)):
+            raise ConfigError(f"finetune.ks must be a non-empty list of positive integers, got {self.ks!r}")
+        self.ks = [int(k) for k in self.ks]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> FinetuneConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**_strict_keys(data, known, "finetune"))
+
+    def train_config(self, base: Mapping[str, Any] | None) -> TrainConfig:
+        """The ``train`` section with ``finetune.train`` on top; errors name ``finetune.train.<key>``."""
+        known = {f.name for f in dataclasses.fields(TrainConfig)} - {"where"}
+        TrainConfig.from_dict(base, where="train")  # a bad value in the base section is named there
+        merged = {**_strict_keys(base, known, "train"), **_strict_keys(self.train, known, "finetune.train")}
+        return TrainConfig.from_dict(merged, where="finetune.train")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

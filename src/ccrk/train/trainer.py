@@ -1,0 +1,159 @@
+"""Submittable trainers: callable objects that run to completion and requeue themselves.
+
+A :class:`Trainer` holds only its arguments (a picklable spec), never built
+state, so submitit can pickle it for a Slurm job and, on pre-emption or
+time-out, pickle ``checkpoint()``'s resubmission of the same arguments with
+``resume=True`` (the pattern of the MAE and DINOv2 launchers). Every task of
+a multi-GPU job runs ``__call__``; :func:`ccrk.train.distributed.setup_distributed`
+makes them one data-parallel group.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ccrk.config import section
+from ccrk.data.manifest import read_manifest
+from ccrk.models import save_model
+from ccrk.tokenizer import load_tokenizer
+from ccrk.train.builders import (
+    build_seeded_model,
+    model_config,
+    refuse_stale_output,
+    shared_languages,
+    train_data,
+    write_resolved_config,
+)
+from ccrk.train.checkpoint import git_revision
+from ccrk.train.config import TrainConfig
+from ccrk.train.distributed import DistContext, barrier, setup_distributed, teardown_distributed
+from ccrk.train.engine import Engine
+
+
+class Trainer:
+    """Base: ``Trainer(spec, resume=False)()`` trains; ``checkpoint()`` is submitit's requeue hook."""
+
+    command = "train"
+
+    def __init__(self, spec: Any, resume: bool = False) -> None:
+        self.spec = spec
+        self.resume = resume
+
+    def __call__(self) -> Path:
+        device = self.device_setting()
+        ctx = setup_distributed(device)
+        try:
+            return self.run(ctx)
+        finally:
+            teardown_distributed(ctx)
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """Resubmit the same run with ``resume=True`` (it continues from the newest checkpoint)."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self.__class__(self.spec, resume=True))
+
+    def device_setting(self) -> str:
+        return "auto"
+
+    def run(self, ctx: DistContext) -> Path:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sayer(self, ctx: DistContext) -> Callable[[str], None]:
+        def say(message: str) -> None:
+            if ctx.is_main:
+                from tqdm import tqdm
+
+                # tqdm.write clears and redraws an active progress bar around the line.
+                tqdm.write(f"[ccrk {self.command}] {message}", file=sys.stderr)
+
+        return say
+
+
+@dataclass
+class PretrainSpec:
+    """Everything ``ccrk pretrain`` was asked to do; ``config`` is the loaded file with ``--set`` applied."""
+
+    config: dict[str, Any]
+    manifest: str
+    tokenizer: str
+    out: str
+    image_root: str | None = None
+    objective: str | None = None
+    seed: int | None = None
+    progress: bool = True
+    check_images: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sections(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ``objective`` and ``train`` sections with the command-line choices applied."""
+        objective = copy.deepcopy(section(self.config, "objective"))
+        if self.objective is not None:
+            objective["name"] = self.objective
+        train = copy.deepcopy(section(self.config, "train"))
+        if self.seed is not None:
+            train["seed"] = self.seed
+        return objective, train
+
+
+class Pretrainer(Trainer):
+    """``ccrk pretrain``: one objective, one seed, from scratch (or resumed) to ``out/model``."""
+
+    command = "pretrain"
+
+    def device_setting(self) -> str:
+        return TrainConfig.from_dict(self.spec.sections()[1]).device
+
+    def run(self, ctx: DistContext) -> Path:
+        from ccrk.objectives import ObjectiveConfig, build_objective
+
+        spec: PretrainSpec = self.spec
+        say = self.sayer(ctx)
+        out = Path(spec.out)
+        objective_section, train_section = spec.sections()
+        ocfg = ObjectiveConfig.from_dict(objective_section)
+        tcfg = TrainConfig.from_dict(train_section)
+        mcfg = model_config(spec.config)
+        refuse_stale_output(out, self.resume)
+
+        tokenizer = load_tokenizer(spec.tokenizer)
+        image_root = Path(spec.image_root) if spec.image_root else Path(spec.manifest).parent
+        records = read_manifest(spec.manifest, image_root=image_root, languages=tcfg.languages,
+                                require_languages=tcfg.languages, check_images=spec.check_images and ctx.is_main)
+        tcfg.languages = tcfg.languages or shared_languages(records)
+        model = build_seeded_model(mcfg, tokenizer, tcfg.seed)
+        objective = build_objective(ocfg, model, tokenizer)
+        dataset, collator = train_data(records, image_root, tcfg.languages, ocfg.name, mcfg, tokenizer, tcfg.seed)
+
+        resolved = {
+            "model": mcfg.to_dict(),
+            "objective": ocfg.to_dict(),
+            "train": tcfg.to_dict(),
+            "run": {
+                "command": "pretrain", "manifest": str(spec.manifest), "image_root": str(image_root),
+                "tokenizer": str(spec.tokenizer), "out": str(out), "n_samples": len(dataset),
+                "world_size": ctx.world_size,
+            },
+        }
+        revision = git_revision()
+        engine = Engine(objective=objective, dataset=dataset, collator=collator, cfg=tcfg, ctx=ctx, out_dir=out,
+                        resolved_config=resolved, progress=spec.progress, desc=f"pretrain {ocfg.name}",
+                        git_revision=revision)
+        if self.resume and not engine.resume_latest(say):
+            say("--resume: no checkpoint yet, starting from the beginning")
+        if ctx.is_main:
+            write_resolved_config(out, {**resolved, "git_revision": revision})
+        say(f"{len(dataset)} samples, K={len(tcfg.languages)} ({', '.join(tcfg.languages)}), "
+            f"{engine.plan.steps_per_epoch} steps/epoch x {tcfg.epochs} epochs = {engine.plan.total_steps} steps, "
+            f"global batch {tcfg.batch_size} x {tcfg.grad_accum}, world {ctx.world_size}, {ctx.device}, "
+            f"{engine.precision.name}")
+        engine.run(say)
+        if ctx.is_main:
+            save_model(model, out / "model")
+            say(f"wrote {out / 'model'}")
+        barrier(ctx)
+        return out / "model"

@@ -1,0 +1,111 @@
+"""Contrastive-only retrieval on the validation split, the score fine-tuning selects models by.
+
+Only the dual encoder is used (no matching-head re-ranking): it is cheap
+enough to run after every epoch and ranks models the same way the full
+evaluation's first stage does. Ranks, recall and the mean over R@1/5/10 in
+both directions come from ``ccrk.metrics`` so selection and evaluation agree
+on conventions (0-based ranks, index tie-break).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from ccrk.data.manifest import Record
+from ccrk.data.transforms import build_eval_transform
+from ccrk.metrics import mean_recall, ranks_i2t, ranks_t2i, recall_at_k
+from ccrk.train.precision import Precision
+
+
+class _Images(Dataset):
+    def __init__(self, records: Sequence[Record], root: Path, image_size: int) -> None:
+        self.records = list(records)
+        self.root = root
+        self.transform = build_eval_transform(image_size)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        with Image.open(self.root / self.records[index].image) as img:
+            image = img.convert("RGB")
+        return self.transform(image, {})[0]
+
+
+def caption_index(records: Sequence[Record], lang: str) -> tuple[list[str], np.ndarray, list[list[int]]]:
+    """All captions of ``lang`` flattened: texts, ``txt2img`` and ``img2txt`` (every image needs one)."""
+    counts = [len(r.captions.get(lang, [])) for r in records]
+    missing = [r.image_id for r, n in zip(records, counts) if n == 0]
+    if missing:
+        raise ValueError(f"validation image {missing[0]!r} has no caption in {lang!r} "
+                         f"({len(missing)} image(s) lack one)")
+    texts = [text for r in records for text in r.captions[lang]]
+    txt2img = np.repeat(np.arange(len(records)), counts)
+    ends = np.cumsum(counts)
+    img2txt = [list(range(end - n, end)) for n, end in zip(counts, ends)]
+    return texts, txt2img, img2txt
+
+
+@torch.no_grad()
+def encode_images(model: Any, records: Sequence[Record], image_root: str | os.PathLike[str], batch_size: int,
+                  device: torch.device, precision: Precision, num_workers: int = 0) -> torch.Tensor:
+    loader = DataLoader(_Images(records, Path(image_root), model.config.image_size), batch_size=batch_size,
+                        num_workers=num_workers, shuffle=False)
+    feats = []
+    for images in loader:
+        with precision.autocast():
+            feats.append(model.encode_image(images.to(device, non_blocking=True))[1].float())
+    return torch.cat(feats)
+
+
+@torch.no_grad()
+def encode_texts(model: Any, texts: Sequence[str], tokenizer: Any, batch_size: int, device: torch.device,
+                 precision: Precision) -> torch.Tensor:
+    feats = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[start:start + batch_size]), padding="longest", truncation=True,
+                        max_length=model.config.max_length, return_tensors="pt")
+        with precision.autocast():
+            feats.append(model.encode_text(enc["input_ids"].to(device), enc["attention_mask"].to(device))[1].float())
+    return torch.cat(feats)
+
+
+def retrieval_metrics(image_feat: torch.Tensor, text_feat: torch.Tensor, txt2img: np.ndarray,
+                      img2txt: list[list[int]], ks: Sequence[int]) -> dict[str, float]:
+    """R@k both ways and their mean (the paper's Multi30K/COCO ``mR`` for ks 1, 5, 10)."""
+    scores = (text_feat @ image_feat.T).cpu().numpy()  # [T, I]
+    t2i = ranks_t2i(scores, txt2img)
+    i2t = ranks_i2t(scores.T, img2txt)
+    out = {f"t2i_r{k}": recall_at_k(t2i, k) for k in ks}
+    out.update({f"i2t_r{k}": recall_at_k(i2t, k) for k in ks})
+    out["mean_recall"] = mean_recall(t2i, i2t, ks)
+    return out
+
+
+def validate(model: Any, records: Sequence[Record], image_root: str | os.PathLike[str], languages: Sequence[str],
+             tokenizer: Any, *, batch_size: int, device: torch.device, precision: Precision,
+             ks: Sequence[int] = (1, 5, 10), num_workers: int = 0) -> dict[str, Any]:
+    """Per-language retrieval metrics and ``score`` = their mean ``mean_recall`` (the selection criterion).
+
+    The model is put in eval mode for the duration and its mode restored.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        image_feat = encode_images(model, records, image_root, batch_size, device, precision, num_workers)
+        per_lang = {}
+        for lang in languages:
+            texts, txt2img, img2txt = caption_index(records, lang)
+            text_feat = encode_texts(model, texts, tokenizer, batch_size, device, precision)
+            per_lang[lang] = retrieval_metrics(image_feat, text_feat, txt2img, img2txt, ks)
+    finally:
+        model.train(was_training)
+    score = float(np.mean([m["mean_recall"] for m in per_lang.values()]))
+    return {"languages": per_lang, "score": score}

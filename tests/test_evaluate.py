@@ -1,0 +1,305 @@
+"""ccrk evaluate / ccrk compare: outputs, agreement with a per-direction reference, errors, atomicity."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ccrk.cli import main
+from ccrk.data.manifest import read_manifest
+from ccrk.data.transforms import build_eval_transform
+from ccrk.evaluation import RankSet, topk_candidates
+from ccrk.metrics import mean_rank_variance, mean_recall, recall_at_k, recall_spread
+from ccrk.models import ModelConfig, build_model, load_model, save_model
+from ccrk.models.config import TINY_TEXT_CONFIG
+from ccrk.synth.config import SynthConfig
+from ccrk.synth.generate import generate
+from ccrk.tokenizer import load_tokenizer, manifest_texts, train_tokenizer
+
+LANGS = ["en", "de", "ja", "zh"]
+K = 8  # of 12 test images: 12*8 + 12*8 > 12*12 pairs, so the two directions' lists must overlap
+N_TEST = 12
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("eval")
+    cfg = SynthConfig.from_dict(
+        {"images": {"pretrain": 24, "train": 8, "val": 4, "test": N_TEST}, "few_shot": [1], "languages": LANGS}
+    )
+    generate(cfg, root / "synth")
+    train_tokenizer(manifest_texts([root / "synth" / "pretrain.jsonl"]), root / "tok", vocab_size=600, max_length=64)
+    tok = load_tokenizer(root / "tok")
+    small = ModelConfig(text_config=dict(TINY_TEXT_CONFIG), text_layers=1, fusion_layers=1, embed_dim=64)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        save_model(build_model(small, tokenizer=tok), root / f"model{seed}")
+    return root
+
+
+def _evaluate(bench: Path, out: Path, *extra: str, model: str = "model0", manifest: Path | None = None) -> int:
+    return main([
+        "evaluate", "--model", str(bench / model), "--tokenizer", str(bench / "tok"),
+        "--manifest", str(manifest or bench / "synth" / "test.jsonl"), "--k-test", str(K),
+        "--bootstrap", "200", "--batch-size", "5", "--itm-batch-size", "7", "--device", "cpu",
+        "--out", str(out), *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def run_a(bench) -> Path:
+    out = bench / "runs" / "a"
+    assert _evaluate(bench, out) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_b(bench) -> Path:
+    out = bench / "runs" / "b"
+    assert _evaluate(bench, out, model="model1") == 0
+    return out
+
+
+def _leaves(tree, path=()):
+    if isinstance(tree, dict) and set(tree) == {"value", "low", "high"}:
+        yield path, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, (*path, key))
+
+
+def test_metrics_json_has_every_number_with_an_interval(run_a):
+    m = json.loads((run_a / "metrics.json").read_text())
+    for key in ("per_language", "average", "recall_spread", "mrv", "itm_pairs", "config", "model", "git_revision",
+                "n_images", "n_captions", "timings"):
+        assert key in m, key
+    assert m["languages"] == LANGS and m["n_images"] == N_TEST and m["n_captions"] == {lang: N_TEST for lang in LANGS}
+    assert m["config"]["evaluate"]["k_test"] == K and m["config"]["evaluate"]["bootstrap"] == 200
+    assert len(m["model"]["config_hash"]) == 64
+    for lang in LANGS:
+        assert set(m["per_language"][lang]) == {"t2i", "i2t", "mR"}
+        for d in ("t2i", "i2t"):
+            assert set(m["per_language"][lang][d]) == {"R@1", "R@5", "R@10"}
+    assert m["mrv"]["languages"] == LANGS and m["mrv"]["kind"] == "std"
+    assert {"t2i", "i2t", "mean"} <= set(m["mrv"])
+    leaves = list(_leaves({k: m[k] for k in ("per_language", "average", "recall_spread", "mrv")}))
+    assert len(leaves) == 4 * 7 + 7 + 4 + 3
+    for path, ci in leaves:
+        assert ci["low"] <= ci["high"], path
+        if path[0] != "recall_spread":  # a max-min/std across languages is biased; its interval need not cover it
+            assert ci["low"] <= ci["value"] <= ci["high"], path
+    assert set(m["timings"]["per_language"]) == set(LANGS)
+
+
+def test_metrics_agree_with_the_metric_functions_on_the_saved_ranks(run_a):
+    m = json.loads((run_a / "metrics.json").read_text())
+    rs = RankSet.load(run_a / "ranks.npz")
+    with np.load(run_a / "ranks.npz", allow_pickle=False) as z:
+        assert z["image_ids"].shape == (N_TEST,)
+        for lang in LANGS:
+            assert z[f"t2i/{lang}"].shape == (N_TEST,) and z[f"i2t/{lang}"].shape == (N_TEST,)
+            assert np.array_equal(z[f"txt2img/{lang}"], np.arange(N_TEST))
+    assert rs.image_ids == [r.image_id for r in read_manifest(Path(m["manifest"]), check_images=False)]
+    r1 = {"t2i": {}, "i2t": {}}
+    for lang in LANGS:
+        got = m["per_language"][lang]
+        for d, ranks in (("t2i", rs.t2i[lang]), ("i2t", rs.i2t[lang])):
+            assert ranks.min() >= 0 and ranks.max() < N_TEST
+            for k in (1, 5, 10):
+                assert got[d][f"R@{k}"]["value"] == pytest.approx(recall_at_k(ranks, k))
+            r1[d][lang] = recall_at_k(ranks, 1)
+        assert got["mR"]["value"] == pytest.approx(mean_recall(rs.t2i[lang], rs.i2t[lang]))
+    for d in ("t2i", "i2t"):
+        assert m["average"][d]["R@1"]["value"] == pytest.approx(np.mean(list(r1[d].values())))
+        spread = recall_spread(r1[d])
+        assert m["recall_spread"][d]["R@1"]["max_minus_min"]["value"] == pytest.approx(spread["max_minus_min"])
+        assert m["recall_spread"][d]["R@1"]["std"]["value"] == pytest.approx(spread["std"])
+        # One caption a language an image: instance n's ranks are column n of [L, N].
+        mrv = mean_rank_variance(np.stack([getattr(rs, d)[lang] for lang in LANGS]))
+        assert m["mrv"][d]["value"] == pytest.approx(mrv)
+    assert m["mrv"]["mean"]["value"] == pytest.approx((m["mrv"]["t2i"]["value"] + m["mrv"]["i2t"]["value"]) / 2)
+
+
+def _reference(bench: Path, lang: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each direction re-ranked on its own, pair by pair, with no cache: the public code's flow, total order."""
+    model = load_model(bench / "model0")
+    tok = load_tokenizer(bench / "tok")
+    records = read_manifest(bench / "synth" / "test.jsonl", check_images=False)
+    transform = build_eval_transform(model.config.image_size)
+    pixels = torch.stack([
+        transform(Image.open(bench / "synth" / r.image).convert("RGB"), {})[0] for r in records
+    ])
+    texts = [r.captions[lang][0] for r in records]
+    enc = tok(texts, padding="longest", truncation=True, max_length=model.config.max_length, return_tensors="pt")
+    with torch.no_grad():
+        img_tok, img_feat = model.encode_image(pixels)
+        txt_tok, txt_feat = model.encode_text(enc["input_ids"], enc["attention_mask"])
+        sim = (img_feat @ txt_feat.T).numpy()
+        n = len(records)
+
+        def itm(image: int, text: int) -> float:
+            mask = enc["attention_mask"][text : text + 1]
+            out = model.itm_logits(txt_tok[text : text + 1], mask, img_tok[image : image + 1])
+            return float(out[0, 1])
+
+        def rank(row: np.ndarray, score, target: int) -> int:
+            by_sim = list(np.argsort(-row, kind="stable"))  # descending, ties to the lower index
+            top = by_sim[:K]
+            reranked = sorted(top, key=lambda c: (-score(c), c))
+            order = reranked + [c for c in by_sim if c not in top]
+            return order.index(target)
+
+        t2i = np.array([rank(sim[:, t], lambda i, t=t: itm(i, t), t) for t in range(n)])
+        i2t = np.array([rank(sim[i], lambda t, i=i: itm(i, t), i) for i in range(n)])
+        pairs = {(int(i), t) for t in range(n) for i in np.argsort(-sim[:, t], kind="stable")[:K]}
+        pairs |= {(i, int(t)) for i in range(n) for t in np.argsort(-sim[i], kind="stable")[:K]}
+    return t2i, i2t, len(pairs)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_shared_itm_cache_gives_the_ranks_of_separate_scoring(bench, run_a, lang):
+    rs = RankSet.load(run_a / "ranks.npz")
+    pairs = json.loads((run_a / "metrics.json").read_text())["itm_pairs"]
+    t2i, i2t, n_union = _reference(bench, lang)
+    assert np.array_equal(rs.t2i[lang], t2i)
+    assert np.array_equal(rs.i2t[lang], i2t)
+    assert pairs["per_language"][lang]["scored"] == n_union < 2 * N_TEST * K
+    assert pairs["per_language"][lang]["public_code"] == 2 * N_TEST * K
+    assert pairs["scored"] == sum(p["scored"] for p in pairs["per_language"].values())
+
+
+def test_topk_candidates_breaks_ties_by_index():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (50, 30), generator=g).float()  # heavy ties at every boundary
+    for k in (1, 5, 29):
+        got = topk_candidates(scores, k)
+        want = np.argsort(-scores.numpy(), axis=1, kind="stable")[:, :k]
+        assert np.array_equal(np.sort(got.numpy(), axis=1), np.sort(want, axis=1))
+
+
+def _write_manifest(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def _records(bench: Path) -> list[dict]:
+    return [json.loads(line) for line in (bench / "synth" / "test.jsonl").read_text().splitlines() if line]
+
+
+def test_mrv_refused_when_an_instance_lacks_a_language(bench, tmp_path, capsys):
+    recs = _records(bench)
+    del recs[5]["captions"]["ja"]
+    manifest = _write_manifest(bench / "synth" / "test_no_ja.jsonl", recs)
+    out = tmp_path / "run"
+    assert _evaluate(bench, out, manifest=manifest) == 2
+    err = capsys.readouterr().err
+    assert recs[5]["image_id"] in err and "'ja'" in err and "MRV" in err
+    assert not out.exists()
+    # Without MRV the run goes through; the image is no ja query and no ja candidate.
+    assert _evaluate(bench, out, "--mrv-languages", "none", manifest=manifest) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    rs = RankSet.load(out / "ranks.npz")
+    assert m["mrv"] is None and rs.mrv_languages == []
+    assert rs.i2t["ja"][5] == -1 and (rs.i2t["ja"][np.arange(N_TEST) != 5] >= 0).all()
+    assert rs.t2i["ja"].shape == (N_TEST - 1,) and rs.t2i["ja"].max() < N_TEST - 1
+    assert m["n_captions"]["ja"] == N_TEST - 1
+
+
+def test_caption_less_language_is_an_error(bench, tmp_path, capsys):
+    recs = _records(bench)
+    for r in recs:
+        r["captions"]["zh"] = []
+    manifest = _write_manifest(bench / "synth" / "test_no_zh.jsonl", recs)
+    assert _evaluate(bench, tmp_path / "run", "--mrv-languages", "none", manifest=manifest) == 2
+    err = capsys.readouterr().err
+    assert "'zh' has no captions" in err and "test_no_zh.jsonl" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_image_and_non_model_directory_are_errors(bench, tmp_path, capsys):
+    recs = _records(bench)
+    recs[3]["image"] = "images/test/nowhere.png"
+    manifest = _write_manifest(bench / "synth" / "test_missing.jsonl", recs)
+    assert _evaluate(bench, tmp_path / "run", manifest=manifest) == 2
+    err = capsys.readouterr().err
+    assert "test_missing.jsonl:4" in err and "nowhere.png" in err
+    assert _evaluate(bench, tmp_path / "run", model="tok") == 2  # a directory, but not a saved model
+    assert "not a saved ccrk model" in capsys.readouterr().err
+    assert _evaluate(bench, tmp_path / "run", model="absent") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _evaluate(bench, tmp_path / "run", "--set", "evaluate.k_tset=3") == 2
+    assert "evaluate.k_tset" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_failed_run_leaves_an_existing_run_directory_unchanged(bench, run_a, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("metrics.json", "ranks.npz"):
+        (out / name).write_bytes((run_a / name).read_bytes())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    # Early failure (input): two German captions for one image make MRV undefined.
+    recs = _records(bench)
+    recs[0]["captions"]["de"] = recs[0]["captions"]["de"] * 2
+    assert _evaluate(bench, out, manifest=_write_manifest(tmp_path / "bad.jsonl", recs)) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # Late failure: the ranks file is half written when the run dies.
+    def broken_save(self, path):
+        Path(path).write_bytes(b"PK\x03\x04 half")
+        raise ValueError("disk full")
+
+    monkeypatch.setattr(RankSet, "save", broken_save)
+    assert _evaluate(bench, out, model="model1") == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.name for p in tmp_path.iterdir()} == {"run", "bad.jsonl"}  # no temporary directory left behind
+
+
+def test_compare_a_run_with_itself_shows_no_difference(run_a, tmp_path, capsys):
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(run_a), str(run_a), "--bootstrap", "200", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    labels = [row["metric"] for row in doc["metrics"]]
+    assert "R@1 t2i en" in labels and "R@1 i2t avg" in labels and "mR zh" in labels and "MRV i2t" in labels
+    assert len(labels) == 4 * 2 + 2 + 4 + 1 + 3
+    for row in doc["metrics"]:
+        assert row["diff"] == 0 and row["low"] == 0 and row["high"] == 0 and row["p_value"] == 1.0
+    assert "R@1 t2i en" in capsys.readouterr().out
+
+
+def test_compare_two_models(run_a, run_b, tmp_path, capsys):
+    assert main(["compare", str(run_a), str(run_b), "--bootstrap", "300", "--out", str(tmp_path / "c.json")]) == 0
+    table = capsys.readouterr().out
+    doc = json.loads((tmp_path / "c.json").read_text())
+    ma = json.loads((run_a / "metrics.json").read_text())
+    mb = json.loads((run_b / "metrics.json").read_text())
+    rows = {row["metric"]: row for row in doc["metrics"]}
+    for lang in LANGS:
+        row = rows[f"R@1 t2i {lang}"]
+        assert row["a"] == pytest.approx(ma["per_language"][lang]["t2i"]["R@1"]["value"])
+        assert row["b"] == pytest.approx(mb["per_language"][lang]["t2i"]["R@1"]["value"])
+    for row in doc["metrics"]:
+        assert row["diff"] == pytest.approx(row["a"] - row["b"])
+        assert row["low"] <= row["high"] and 0 < row["p_value"] <= 1
+    assert rows["MRV mean"]["diff"] == pytest.approx(ma["mrv"]["mean"]["value"] - mb["mrv"]["mean"]["value"])
+    assert rows["MRV t2i"]["metric"] in table and "A-B" in table
+
+
+def test_compare_refuses_runs_on_different_languages(bench, run_a, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _evaluate(bench, out, "--languages", "en,de", "--mrv-languages", "en,de") == 0
+    assert main(["compare", str(run_a), str(out)]) == 2
+    assert "different languages" in capsys.readouterr().err
+    assert main(["compare", str(run_a), str(tmp_path / "nothing")]) == 2
+    assert "not a ccrk evaluate run directory" in capsys.readouterr().err

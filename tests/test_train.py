@@ -1,0 +1,505 @@
+"""ccrk.train: config validation, step counting, schedule, checkpoints, exact resumption, DDP, fine-tuning.
+
+The heavy tests share one tiny synthetic benchmark, one tokenizer and one
+uninterrupted reference pre-training run (session fixtures); runs that must be
+killed are subprocesses of ``ccrk pretrain`` that SIGKILL themselves at a
+chosen point through the trainer's test hooks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from ccrk.config import ConfigError
+from ccrk.data.dataset import EpochSampler
+from ccrk.models import ModelConfig, save_model
+from ccrk.train import checkpoint as ckpt
+from ccrk.train.builders import build_seeded_model
+from ccrk.train.config import FinetuneConfig, TrainConfig
+from ccrk.train.distributed import detect_launch
+from ccrk.train.finetune import Finetuner, FinetuneSpec, load_pretrained, regime_languages
+from ccrk.train.monitor import JsonLines
+from ccrk.train.optim import WarmupSchedule, parameter_groups, plan_steps, warmup_steps
+from ccrk.train.seeding import capture_rng_state, restore_rng_state
+from ccrk.train.trainer import Pretrainer, PretrainSpec
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+MODEL = {
+    "image_encoder": "vit_tiny_patch16_224",
+    "image_size": 32,
+    "image_kwargs": {"depth": 2, "embed_dim": 64, "num_heads": 2, "patch_size": 8},
+    "text_config": {
+        "model_type": "xlm-roberta", "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128,
+        "max_position_embeddings": 48, "type_vocab_size": 1, "layer_norm_eps": 1e-5,
+        # No dropout: the 1- vs 2-process comparison needs the same forward on both.
+        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+    },
+    "text_layers": 1,
+    "fusion_layers": 1,
+    "embed_dim": 32,
+    "max_length": 40,
+}
+TRAIN = {"epochs": 3, "batch_size": 8, "lr": 1e-3, "warmup": 2, "num_workers": 0, "log_every": 1,
+         "save_every": 4, "keep_last": 2}
+# 48 pre-training images, batch 8: 6 steps an epoch, 18 in all; checkpoints at 4, 8, 12, 16 and 18.
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    env.pop(ckpt.KILL_IN_SAVE_ENV, None)
+    env.pop("CCRK_TRAIN_KILL_AFTER_STEP", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory) -> dict[str, Path]:
+    from ccrk.synth.config import SynthConfig
+    from ccrk.synth.generate import generate
+    from ccrk.tokenizer import manifest_texts, train_tokenizer
+
+    root = tmp_path_factory.mktemp("train_bench")
+    synth = root / "synth"
+    generate(SynthConfig.from_dict({"images": {"pretrain": 48, "train": 24, "val": 16, "test": 8},
+                                    "few_shot": [1, 5], "languages": ["en", "de", "ja"]}), synth)
+    train_tokenizer(manifest_texts([synth / "pretrain.jsonl"]), root / "tok", vocab_size=1000, max_length=40)
+    config = {"model": MODEL, "objective": {"weights": {"itc": 1, "itm": 1, "mlm": 1}}, "train": TRAIN}
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    return {"root": root, "synth": synth, "tok": root / "tok", "config": root / "config.yaml"}
+
+
+def _pretrain_cmd(bench: dict[str, Path], out: Path, *extra: str, config: Path | None = None) -> list[str]:
+    return [sys.executable, "-m", "ccrk.cli", "pretrain", "--config", str(config or bench["config"]),
+            "--manifest", str(bench["synth"] / "pretrain.jsonl"), "--tokenizer", str(bench["tok"]),
+            "--objective", "one_to_k", "--seed", "3", "--out", str(out), "--no-progress", *extra]
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None, expect: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, env=env or _env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == expect, f"exit {proc.returncode}, expected {expect}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="session")
+def reference_run(bench) -> Path:
+    """An uninterrupted pre-training run: the yardstick for resumed ones, and the model fine-tuning starts from."""
+    out = bench["root"] / "reference"
+    _run(_pretrain_cmd(bench, out))
+    return out
+
+
+def _metric_rows(run: Path) -> list[dict]:
+    # Wall-clock fields differ between runs by nature; everything else must match.
+    return [{k: v for k, v in r.items() if k not in ("time", "samples_per_s")}
+            for r in JsonLines(run / "metrics.jsonl").read()]
+
+
+# -- config ------------------------------------------------------------------------------------------
+
+
+def test_train_config_rejects_unknown_keys_and_bad_values_by_name():
+    with pytest.raises(ConfigError, match=r"train\.warmpu"):
+        TrainConfig.from_dict({"warmpu": 0.1})
+    with pytest.raises(ConfigError, match=r"train\.epochs must be an integer"):
+        TrainConfig.from_dict({"epochs": True})
+    with pytest.raises(ConfigError, match=r"train\.warmup .* \[0, 1\]"):
+        TrainConfig.from_dict({"warmup": 1.5})
+    with pytest.raises(ConfigError, match=r"train\.languages must list 'en' first"):
+        TrainConfig.from_dict({"languages": ["de", "en"]})
+    with pytest.raises(ConfigError, match=r"train\.precision"):
+        TrainConfig.from_dict({"precision": "fp8"})
+    with pytest.raises(ConfigError, match=r"finetune\.train\.lr"):
+        FinetuneConfig.from_dict({"train": {"lr": "fast"}}).train_config({})
+    with pytest.raises(ConfigError, match=r"finetune\.train\.bogus"):
+        FinetuneConfig.from_dict({"train": {"bogus": 1}}).train_config({})
+    with pytest.raises(ConfigError, match=r"finetune\.evals"):
+        FinetuneConfig.from_dict({"evals": 1})
+    merged = FinetuneConfig.from_dict({"train": {"lr": 5e-5}}).train_config({"lr": 1e-4, "epochs": 7})
+    assert (merged.lr, merged.epochs) == (5e-5, 7)
+    assert FinetuneConfig.from_dict({"objective": {"weights": {"itc": 2}}}).objective["weights"] == {
+        "itc": 2, "itm": 1.0, "mlm": 0.0}
+
+
+# -- step counting and schedule ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n,batch,accum,world", [(48, 8, 1, 1), (50, 8, 2, 1), (50, 6, 3, 2), (101, 10, 1, 2),
+                                                 (37, 4, 4, 4)])
+def test_planned_steps_equal_the_steps_a_loop_over_the_sampler_takes(n, batch, accum, world):
+    cfg = TrainConfig.from_dict({"batch_size": batch, "grad_accum": accum, "epochs": 2})
+    counts = []
+    for rank in range(world):
+        sampler = EpochSampler(n, seed=0, rank=rank, world_size=world)
+        plan = plan_steps(sampler, cfg)
+        # Slow reference: cut this rank's order into whole micro-batches, group them into whole steps.
+        order = list(sampler)
+        micro = [order[i:i + batch // world] for i in range(0, len(order), batch // world)]
+        micro = [m for m in micro if len(m) == batch // world]
+        counts.append(len(micro) // accum)
+        assert plan.steps_per_epoch == len(micro) // accum
+        assert plan.total_steps == 2 * plan.steps_per_epoch
+    assert len(set(counts)) == 1, "every rank must take the same number of steps"
+    assert counts[0] == (n // batch) // accum  # the global formula, at any world size
+
+
+def test_batch_must_divide_over_ranks_and_give_a_step():
+    with pytest.raises(ValueError, match="divisible by the 2"):
+        plan_steps(EpochSampler(40, seed=0, world_size=2), TrainConfig.from_dict({"batch_size": 7}))
+    with pytest.raises(ValueError, match="no optimiser step"):
+        plan_steps(EpochSampler(10, seed=0), TrainConfig.from_dict({"batch_size": 8, "grad_accum": 2}))
+
+
+def test_warmup_then_linear_decay_reaches_zero_exactly_after_the_last_step():
+    schedule = WarmupSchedule(warmup=3, total=10)
+    factors = [schedule(s) for s in range(11)]
+    assert factors[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert factors[3] == 1.0 and factors[9] == pytest.approx(1 / 7) and factors[10] == 0.0
+    assert all(a >= b for a, b in zip(factors[3:], factors[4:]))
+    assert min(factors[:10]) > 0, "no step trains at lr 0"
+    assert warmup_steps(0.25, 20) == 5 and warmup_steps(50, 20) == 20 and warmup_steps(0, 20) == 0
+
+
+def test_parameter_groups_split_new_and_no_decay_parameters(bench):
+    from ccrk.tokenizer import load_tokenizer
+
+    model = build_seeded_model(ModelConfig.from_dict(MODEL), load_tokenizer(bench["tok"]), seed=0)
+    cfg = TrainConfig.from_dict({"lr": 1e-4, "lr_mult_new": 3.0, "weight_decay": 0.05})
+    groups = parameter_groups(model, cfg, model.new_parameter_names())
+    ids = {id(p): g for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(ids) == sum(len(g["params"]) for g in groups) == len(named)
+    for name, param in named.items():
+        group = ids[id(param)]
+        is_new = name in model.new_parameter_names()
+        assert group["lr"] == pytest.approx(3e-4 if is_new else 1e-4), name
+        no_decay = name.endswith("bias") or name == "temp" or ".norm" in name or "LayerNorm" in name \
+            or "layer_norm" in name or name.endswith(("norm1.weight", "norm2.weight", "norm.weight"))
+        assert group["weight_decay"] == (0.0 if no_decay else 0.05), name
+    assert ids[id(named["temp"])]["weight_decay"] == 0.0 and ids[id(named["temp"])]["lr_mult"] == 3.0
+
+
+# -- small pieces --------------------------------------------------------------------------------------
+
+
+def test_rng_state_round_trip():
+    import random
+
+    state = capture_rng_state()
+    first = (random.random(), np.random.rand(), torch.rand(3))
+    restore_rng_state(state)
+    again = (random.random(), np.random.rand(), torch.rand(3))
+    assert first[0] == again[0] and first[1] == again[1] and torch.equal(first[2], again[2])
+
+
+def test_checkpoint_files_atomic_listing_pruning_and_corrupt_skipping(tmp_path):
+    payload = {key: {} for key in ckpt.REQUIRED_KEYS}
+    payload.update(format=ckpt.FORMAT, model={"w": torch.arange(3.0)}, git_revision="abc")
+    for step in (1, 2, 3):
+        ckpt.save_checkpoint(tmp_path, step, payload)
+    (tmp_path / ".step_0000004.pt.x1.tmp").write_bytes(b"half")  # a save that was killed
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path)] == [1, 2, 3]
+    good = ckpt.checkpoint_path(tmp_path, 3).read_bytes()
+    ckpt.checkpoint_path(tmp_path, 5).write_bytes(good[: len(good) // 2])  # truncated by some other means
+    messages: list[str] = []
+    path, loaded = ckpt.load_latest(tmp_path, log=messages.append)
+    assert path.name == "step_0000003.pt" and torch.equal(loaded["model"]["w"], torch.arange(3.0))
+    assert "step_0000005.pt" in messages[0]
+    assert [p.name for p in ckpt.prune_checkpoints(tmp_path, 2)] == ["step_0000001.pt", "step_0000002.pt"]
+    assert ckpt.remove_temp_files(tmp_path)[0].name == ".step_0000004.pt.x1.tmp"
+    with pytest.raises(ValueError, match="lacks"):
+        ckpt.save_checkpoint(tmp_path, 9, {"format": ckpt.FORMAT})
+
+
+def test_metrics_log_truncates_records_a_resumed_run_redoes(tmp_path):
+    log = JsonLines(tmp_path / "m.jsonl")
+    for step in range(1, 6):
+        log.write({"step": step, "loss": float(step)})
+    with (tmp_path / "m.jsonl").open("a") as handle:
+        handle.write('{"step": 6, "lo')  # torn by a kill
+    log.truncate_after(3)
+    assert [r["step"] for r in log.read()] == [1, 2, 3]
+    assert JsonLines(tmp_path / "other.jsonl", enabled=False).read() == []
+
+
+def test_launch_detection_torchrun_and_submitit(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SUBMITIT_EXECUTOR"):
+        monkeypatch.delenv(key, raising=False)
+    assert detect_launch() == (0, 1, 0, "single")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert detect_launch() == (3, 4, 1, "torchrun")
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key)
+
+    class FakeJob:
+        global_rank, num_tasks, local_rank, job_id = 5, 8, 1, "4242_1"
+        hostnames = ["node-a", "node-b"]
+
+    import ccrk.train.distributed as distributed
+
+    monkeypatch.setattr(distributed, "_submitit_environment", lambda: FakeJob())
+    assert detect_launch() == (5, 8, 1, "submitit")
+    assert os.environ["MASTER_ADDR"] == "node-a" and os.environ["RANK"] == "5" and os.environ["WORLD_SIZE"] == "8"
+    assert 20000 <= int(os.environ["MASTER_PORT"]) < 40000
+
+
+def test_regime_languages_and_flag_errors():
+    langs = ["en", "de", "ja"]
+    assert regime_languages("zero_shot", None, langs, None) == ["en"]
+    assert regime_languages("all_languages", None, langs, None) == langs
+    assert regime_languages("single_language", "ja", langs, None) == ["ja"]
+    assert regime_languages("few_shot", "de", langs, 5) == ["de"]
+    with pytest.raises(ValueError, match="--language"):
+        regime_languages("single_language", None, langs, None)
+    with pytest.raises(ValueError, match="--shots"):
+        regime_languages("few_shot", "de", langs, None)
+    with pytest.raises(ValueError, match="--shots"):
+        regime_languages("zero_shot", None, langs, 5)
+    with pytest.raises(ValueError, match="unknown regime"):
+        regime_languages("some_shot", None, langs, None)
+
+
+def test_trainer_checkpoint_resubmits_itself_with_resume(bench, tmp_path):
+    spec = PretrainSpec(config={"model": MODEL}, manifest="m.jsonl", tokenizer=str(bench["tok"]), out=str(tmp_path))
+    resubmission = pickle.loads(pickle.dumps(Pretrainer(spec).checkpoint()))
+    trainer = resubmission.function
+    assert isinstance(trainer, Pretrainer) and trainer.resume is True and trainer.spec == spec
+
+
+# -- pre-training: exact resumption ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_killed_runs_resume_to_bitwise_identical_weights(bench, reference_run, tmp_path):
+    out = tmp_path / "killed"
+    env = _env()
+    # Kill 1: mid-epoch 1 (step 7 of 18), three steps after the checkpoint of step 4 (itself mid-epoch 0).
+    _run(_pretrain_cmd(bench, out), env={**env, "CCRK_TRAIN_KILL_AFTER_STEP": "7"}, expect=-9)
+    assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [4]
+    # Kill 2: inside the save of step 12, after the temporary file is written, before the rename.
+    _run(_pretrain_cmd(bench, out, "--resume"), env={**env, ckpt.KILL_IN_SAVE_ENV: "12"}, expect=-9)
+    assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [4, 8]
+    assert list((out / "checkpoints").glob(".step_0000012.pt.*.tmp")), "the killed save left its temp file"
+    path, payload = ckpt.load_latest(out / "checkpoints")
+    assert path.name == "step_0000008.pt" and payload["state"]["step"] == 8
+    assert payload["position"]["epoch"] == 1 and payload["position"]["sampler_start"] == 16
+    # Resume to the end.
+    proc = _run(_pretrain_cmd(bench, out, "--resume"))
+    assert "resumed from" in proc.stderr and "step_0000008.pt" in proc.stderr
+
+    ref = load_file(str(reference_run / "model" / "model.safetensors"))
+    got = load_file(str(out / "model" / "model.safetensors"))
+    assert ref.keys() == got.keys()
+    for key in ref:
+        assert torch.equal(ref[key], got[key]), f"{key} differs after resumption"
+    assert _metric_rows(out) == _metric_rows(reference_run)
+    assert [r["step"] for r in _metric_rows(out)] == list(range(1, 19))
+    # keep_last=2 and no temp file left behind.
+    assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["step_0000016.pt", "step_0000018.pt"]
+
+
+def test_reference_run_outputs_resolved_config_and_checkpoint_contents(bench, reference_run):
+    resolved = yaml.safe_load((reference_run / "config.resolved.yaml").read_text())
+    assert {"model", "objective", "train", "run", "git_revision"} <= set(resolved)
+    assert resolved["train"]["seed"] == 3 and resolved["train"]["languages"] == ["en", "de", "ja"]
+    assert resolved["objective"]["name"] == "one_to_k" and resolved["model"]["embed_dim"] == 32
+    assert list((reference_run / "tb").glob("events.out.tfevents.*"))
+    payload = ckpt.load_checkpoint(ckpt.checkpoint_path(reference_run / "checkpoints", 18))
+    assert payload["config"]["train"] == resolved["train"]
+    assert payload["git_revision"] == resolved["git_revision"] != ""
+    assert payload["state"] == {"step": 18, "epoch": 2, "epoch_step": 6, "epochs_closed": 3, "extra": {}}
+    assert {"python", "numpy", "torch", "cuda"} <= set(payload["rng"])
+    # The scheduler was sized with the number of steps really taken: its factor is 0 after the last.
+    assert payload["scheduler"]["last_epoch"] == 18 and payload["scheduler"]["lr_lambdas"][0]["total"] == 18
+    adam_steps = {float(s["step"]) for s in payload["optimizer"]["state"].values()}
+    assert adam_steps == {18.0}
+    assert payload["plan"]["steps_per_epoch"] * payload["plan"]["epochs"] == 18
+
+
+def test_fresh_run_refuses_an_output_with_checkpoints_and_resume_refuses_changed_settings(bench, reference_run,
+                                                                                        tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference_run, out)
+    spec = PretrainSpec(config=yaml.safe_load(bench["config"].read_text()),
+                        manifest=str(bench["synth"] / "pretrain.jsonl"), tokenizer=str(bench["tok"]), out=str(out),
+                        objective="one_to_k", seed=3, progress=False)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        Pretrainer(spec)()
+    spec.config["train"]["lr"] = 5e-4
+    with pytest.raises(ConfigError, match=r"train\.lr: 0\.001 -> 0\.0005"):
+        Pretrainer(spec, resume=True)()
+
+
+# -- data parallel ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_matches_one_process_with_gradient_accumulation(bench, tmp_path):
+    config = yaml.safe_load(bench["config"].read_text())
+    # Contrastive only: matching negatives and MLM masks are drawn per rank, so they differ by construction.
+    config["objective"] = {"weights": {"itc": 1, "itm": 0, "mlm": 0}}
+    # 48 samples, global batch 6 (3 a rank), 3 micro-batches a step: 8 micro-batches an epoch give 2 steps
+    # and 2 dropped micro-batches.
+    config["train"].update(batch_size=6, grad_accum=3, save_every=0)
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    two = tmp_path / "two"
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          *_pretrain_cmd(bench, two, config=path)[1:]])
+    one = tmp_path / "one"
+    torch.set_num_threads(1)
+    Pretrainer(PretrainSpec(config=config, manifest=str(bench["synth"] / "pretrain.jsonl"),
+                            tokenizer=str(bench["tok"]), out=str(one), objective="one_to_k", seed=3,
+                            progress=False))()
+
+    rows_one, rows_two = _metric_rows(one), _metric_rows(two)
+    assert [r["step"] for r in rows_one] == [r["step"] for r in rows_two] == list(range(1, 7))
+    np.testing.assert_allclose([r["loss"] for r in rows_two], [r["loss"] for r in rows_one], atol=1e-5)
+    np.testing.assert_allclose([r["lr"] for r in rows_two], [r["lr"] for r in rows_one], rtol=1e-12)
+    w1, w2 = load_file(str(one / "model" / "model.safetensors")), load_file(str(two / "model" / "model.safetensors"))
+    for key in w1:
+        torch.testing.assert_close(w2[key], w1[key], atol=1e-5, rtol=0, msg=key)
+    payload = ckpt.load_checkpoint(ckpt.checkpoint_path(two / "checkpoints", 6))
+    assert payload["position"]["world_size"] == 2
+    assert payload["scheduler"]["lr_lambdas"][0]["total"] == 6 == payload["scheduler"]["last_epoch"]
+    assert {float(s["step"]) for s in payload["optimizer"]["state"].values()} == {6.0}
+
+
+# -- fine-tuning -------------------------------------------------------------------------------------------
+
+
+def _finetune_spec(bench, pretrained: Path, out: Path, config: dict, **kw) -> FinetuneSpec:
+    synth = bench["synth"]
+    return FinetuneSpec(config=config, pretrained=str(pretrained), train_manifest=str(synth / "train.jsonl"),
+                        val_manifest=str(synth / "val.jsonl"), tokenizer=str(bench["tok"]), out=str(out),
+                        image_root=str(synth), progress=False, **kw)
+
+
+def test_finetune_refuses_a_pretrained_model_of_another_architecture(bench, reference_run, tmp_path):
+    other = {**MODEL, "embed_dim": 16, "fusion_layers": 2}
+    spec = _finetune_spec(bench, reference_run / "model", tmp_path / "ft", {"model": other}, regime="zero_shot")
+    with pytest.raises(ValueError) as info:
+        Finetuner(spec)()
+    message = str(info.value)
+    assert "architecture differs" in message
+    assert "vision_proj.weight: file (32, 64) vs model (16, 64)" in message
+    assert "missing keys [fusion.layers.1." in message
+    # The same through a training checkpoint instead of a model directory.
+    model = build_seeded_model(ModelConfig.from_dict(other), __import__("ccrk.tokenizer").tokenizer.load_tokenizer(
+        bench["tok"]), seed=0)
+    with pytest.raises(ValueError, match=r"text_proj\.weight: file \(32, 64\) vs model \(16, 64\)"):
+        load_pretrained(model, ckpt.checkpoint_path(reference_run / "checkpoints", 18))
+
+
+def test_load_pretrained_accepts_a_model_directory_and_a_checkpoint(bench, reference_run, tmp_path):
+    from ccrk.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(bench["tok"])
+    saved = load_file(str(reference_run / "model" / "model.safetensors"))
+    for source in (reference_run / "model", ckpt.checkpoint_path(reference_run / "checkpoints", 18)):
+        model = build_seeded_model(ModelConfig.from_dict(MODEL), tok, seed=11)
+        load_pretrained(model, source)
+        state = model.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in saved.items())
+        assert state["mlm_head.decoder.weight"].data_ptr() == state["text.embeddings.word_embeddings.weight"].data_ptr()
+
+
+@pytest.mark.slow
+def test_finetune_raises_validation_recall_and_keeps_the_best_epoch(bench, reference_run, tmp_path):
+    from ccrk.models import load_model
+    from ccrk.tokenizer import load_tokenizer
+    from ccrk.train.precision import Precision
+    from ccrk.train.validate import validate
+
+    config = {"model": MODEL, "train": {"num_workers": 0, "log_every": 10},
+              "finetune": {"train": {"epochs": 30, "lr": 1e-3, "warmup": 0, "batch_size": 8, "save_every": 0},
+                           "objective": {"weights": {"itm": 0}}, "eval_batch_size": 32}}
+    out = tmp_path / "zero_shot"
+    torch.set_num_threads(1)
+    Finetuner(_finetune_spec(bench, reference_run / "model", out, config, regime="zero_shot"))()
+    rows = JsonLines(out / "val.jsonl").read()
+    assert [r["epoch"] for r in rows] == list(range(31))
+    assert set(rows[0]["languages"]) == {"en"}
+    initial = rows[0]["score"]
+    best = max(rows[1:], key=lambda r: r["score"])
+    scores = [round(r["score"], 1) for r in rows]
+    print(scores)
+    assert best["score"] > initial + 3.0, scores
+    assert np.mean([r["score"] for r in rows[-10:]]) > initial, scores
+    assert [r["epoch"] for r in rows if r["best"]][-1] == best["epoch"]
+    # out/model is the best epoch's model: re-scoring it reproduces the recorded score.
+    val = __import__("ccrk.data.manifest").data.manifest.read_manifest(bench["synth"] / "val.jsonl")
+    again = validate(load_model(out / "model"), val, bench["synth"], ["en"], load_tokenizer(bench["tok"]),
+                     batch_size=32, device=torch.device("cpu"), precision=Precision("fp32", "cpu"))
+    assert again["score"] == pytest.approx(best["score"], abs=1e-9)
+    resolved = yaml.safe_load((out / "config.resolved.yaml").read_text())
+    assert resolved["run"]["regime"] == "zero_shot" and resolved["finetune"]["objective"]["weights"]["mlm"] == 0.0
+
+
+def test_few_shot_shrinks_the_batch_to_the_shots_and_refuses_one_shot(bench, reference_run, tmp_path):
+    config = {"model": MODEL, "train": {"num_workers": 0, "batch_size": 8},
+              "finetune": {"train": {"epochs": 2, "save_every": 0}, "eval_batch_size": 32}}
+    out = tmp_path / "few"
+    few = bench["synth"] / "fewshot" / "de" / "train_5.jsonl"
+    spec = _finetune_spec(bench, reference_run / "model", out, config, regime="few_shot", language="de", shots=5)
+    spec.train_manifest = str(few)
+    Finetuner(spec)()
+    resolved = yaml.safe_load((out / "config.resolved.yaml").read_text())
+    assert resolved["train"]["batch_size"] == 5 and resolved["run"]["n_samples"] == 5
+    assert [r["epoch"] for r in JsonLines(out / "val.jsonl").read()] == [0, 1, 2]
+    assert (out / "model" / "model.safetensors").is_file()
+    one = _finetune_spec(bench, reference_run / "model", tmp_path / "one", config, regime="few_shot",
+                         language="de", shots=1)
+    one.train_manifest = str(bench["synth"] / "fewshot" / "de" / "train_1.jsonl")
+    with pytest.raises(ValueError, match="needs 2 images"):
+        Finetuner(one)()
+
+
+@pytest.mark.slow
+def test_finetune_killed_before_validation_resumes_to_the_same_selection(bench, reference_run, tmp_path):
+    config = {"model": MODEL, "train": {"num_workers": 0, "log_every": 1},
+              "finetune": {"train": {"epochs": 3, "lr": 1e-3, "warmup": 0, "batch_size": 8, "save_every": 3,
+                                     "keep_last": 5}, "eval_batch_size": 32}}
+    path = tmp_path / "ft.yaml"
+    path.write_text(yaml.safe_dump(config))
+    synth = bench["synth"]
+
+    def cmd(out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "ccrk.cli", "finetune", "--config", str(path), "--pretrained",
+                str(reference_run / "model"), "--regime", "single_language", "--language", "ja",
+                "--train-manifest", str(synth / "train.jsonl"), "--val-manifest", str(synth / "val.jsonl"),
+                "--image-root", str(synth), "--tokenizer", str(bench["tok"]), "--out", str(out), "--no-progress",
+                *extra]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    _run(cmd(whole))
+    # 24 images, batch 8: 3 steps an epoch. Step 6 ends epoch 1; its checkpoint is written, then the kill
+    # comes before that epoch is validated.
+    _run(cmd(killed), env={**_env(), "CCRK_TRAIN_KILL_AFTER_STEP": "6"}, expect=-9)
+    payload = ckpt.load_latest(killed / "checkpoints")[1]
+    assert (payload["state"]["step"], payload["state"]["epochs_closed"]) == (6, 1)
+    assert [r["epoch"] for r in JsonLines(killed / "val.jsonl").read()] == [0, 1]
+    _run(cmd(killed, "--resume"))
+
+    assert JsonLines(killed / "val.jsonl").read() == JsonLines(whole / "val.jsonl").read()
+    assert [r["epoch"] for r in JsonLines(whole / "val.jsonl").read()] == [0, 1, 2, 3]
+    assert _metric_rows(killed) == _metric_rows(whole)
+    a, b = load_file(str(whole / "model" / "model.safetensors")), load_file(str(killed / "model" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    final = ckpt.load_checkpoint(ckpt.checkpoint_path(killed / "checkpoints", 9))["state"]["extra"]
+    assert final["best_epoch"] in (1, 2, 3) and set(final) == {"initial", "best_score", "best_epoch", "best_step"}
