@@ -57,3 +57,17 @@ def test_missing_or_invalid_config_file(tmp_path: Path) -> None:
     scalar.write_text("3\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(scalar)
+
+
+def test_atomic_outputs_get_the_umask_mode_not_mkstemps_0600(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "t.md", "x")
+        with atomic_directory(tmp_path / "d") as d:
+            (d / "a").write_text("1")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "t.md").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -1,6 +1,12 @@
-"""The Snakemake DAG: it plans, validates its config by key, and runs the embedded default's first steps."""
+"""The Snakemake DAG and the DVC pipeline: they plan, validate the config by key, and run end to end.
+
+The end-to-end tests run a miniature config (tens of images, one optimiser
+step or so a run) in a copy of the workflow files, so they never touch the
+checkout's resources/ or results/.
+"""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,38 +17,94 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RULES = ("synth", "tokenizer", "pretrain", "finetune", "evaluate", "compare", "tables", "figures", "all")
+TABLES = ("table1", "per_language", "mrv", "significance")
+FIGURES = ("recall_per_language", "rank_std", "rank_scatter", "loss_curves")
+OBJECTIVES = ("one_to_k", "cross_lingual", "cross_modal")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+            "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
 
 
 def _snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=900)
+
+
+def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, env=_env(), capture_output=True, text=True,
+                          timeout=900)
+
+
+def _copy_workflow(dest: Path) -> Path:
+    for name in ("Snakefile", "workflow", "config", "profiles", "dvc.yaml"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    return dest
+
+
+def miniature(config: dict) -> dict:
+    """Seconds-level sizes: the same DAG, every rule, a handful of images."""
+    config["synth"]["images"] = {"pretrain": 48, "train": 24, "val": 12, "test": 12}
+    config["synth"]["few_shot"] = [1, 5]
+    config["tokenizer"]["vocab_size"] = 700
+    config["model"].update({"image_kwargs": {"depth": 1, "embed_dim": 32, "num_heads": 2, "patch_size": 16},
+                            "text_layers": 1, "fusion_layers": 1, "embed_dim": 16, "max_length": 40,
+                            "text_config": {"model_type": "xlm-roberta", "hidden_size": 32,
+                                            "num_attention_heads": 2, "intermediate_size": 64,
+                                            "max_position_embeddings": 48, "type_vocab_size": 1}})
+    config["train"].update({"epochs": 1, "batch_size": 16, "save_every": 0})
+    config["finetune"]["train"].update({"epochs": 1, "batch_size": 12})
+    config["evaluate"].update({"bootstrap": 30, "k_test": 4})
+    config["workflow"]["seeds"] = [0]
+    return config
+
+
+def _write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+
+
+def _config(workdir: Path) -> dict:
+    return yaml.safe_load((workdir / "config" / "config.yaml").read_text())
 
 
 @pytest.fixture()
 def workdir(tmp_path: Path) -> Path:
-    """A copy of the workflow files, so runs never touch the checkout's resources/."""
-    for name in ("Snakefile", "workflow", "config", "profiles"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    return tmp_path
+    return _copy_workflow(tmp_path)
 
 
 def test_dry_run_lists_every_rule(workdir: Path) -> None:
     result = _snakemake(workdir, "-n")
     assert result.returncode == 0, result.stderr
-    for rule in ("synth", "tokenizer", "all"):
-        assert f"rule {rule}:" in result.stdout or f"\n{rule} " in result.stdout, result.stdout
+    out = result.stdout + result.stderr
+    for rule in RULES:
+        assert f"rule {rule}:" in out or f"\n{rule} " in out, f"{rule} missing from the plan:\n{out[-3000:]}"
+    # 3 objectives x 2 seeds pre-trained; each fine-tuned under 2 settings and evaluated.
+    jobs = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert jobs["pretrain"] == 6 and jobs["finetune"] == 12 and jobs["evaluate"] == 12, jobs
 
 
-def test_misspelt_config_key_is_named(workdir: Path) -> None:
-    cfg = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    cfg["synth"]["imagez"] = cfg["synth"].pop("images")
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+@pytest.mark.parametrize(("section", "good", "bad"), [("synth", "images", "imagez"), ("train", "epochs", "epoch"),
+                                                      ("workflow", "seeds", "seed")])
+def test_misspelt_config_key_is_named(workdir: Path, section: str, good: str, bad: str) -> None:
+    cfg = _config(workdir)
+    cfg[section][bad] = cfg[section].pop(good)
+    _write_config(workdir, cfg)
     result = _snakemake(workdir, "-n")
     assert result.returncode != 0
-    assert "imagez" in result.stdout + result.stderr
+    assert repr(bad) in result.stdout + result.stderr
+
+
+def test_unknown_top_level_section_is_named(workdir: Path) -> None:
+    cfg = _config(workdir)
+    cfg["evaluation"] = cfg.pop("evaluate")
+    _write_config(workdir, cfg)
+    result = _snakemake(workdir, "-n")
+    assert result.returncode != 0 and "'evaluation'" in result.stdout + result.stderr
 
 
 def test_lint_is_clean(workdir: Path) -> None:
@@ -50,16 +112,67 @@ def test_lint_is_clean(workdir: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_miniature_run_builds_benchmark_and_tokenizer(workdir: Path) -> None:
-    cfg = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    cfg["synth"]["images"] = {"pretrain": 40, "train": 12, "val": 6, "test": 8}
-    cfg["synth"]["few_shot"] = [1, 5]
-    cfg["tokenizer"]["vocab_size"] = 800
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    result = _snakemake(workdir, "--cores", "1")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert (workdir / "resources" / "synth" / "test.jsonl").is_file()
-    assert (workdir / "resources" / "tokenizer" / "tokenizer.json").is_file()
-    assert "images a split: pretrain 40" in (workdir / "logs" / "synth.log").read_text()
-    again = _snakemake(workdir, "--cores", "1", "-n")
+def test_miniature_config_runs_end_to_end(workdir: Path) -> None:
+    _write_config(workdir, miniature(_config(workdir)))
+    result = _snakemake(workdir, "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for table in TABLES:
+        for ext in ("csv", "md", "tex"):
+            assert (workdir / "results" / "tables" / f"{table}.{ext}").stat().st_size > 0
+    for figure in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (workdir / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 0
+    for objective in OBJECTIVES:
+        summary = json.loads((workdir / "results" / "summary" / f"{objective}.json").read_text())
+        assert summary and all(isinstance(v, (int, float)) for v in summary.values())
+        for setting in ("zero_shot", "all_languages"):
+            metrics = workdir / "results" / "metrics" / "synth" / setting / objective / "seed0" / "metrics.json"
+            assert json.loads(metrics.read_text())["mrv"]["languages"] == ["en", "de", "ja", "zh"]
+    # Every rule wrote its log.
+    assert (workdir / "logs" / "pretrain" / "one_to_k" / "seed0.log").stat().st_size > 0
+    assert "images a split: pretrain 48" in (workdir / "logs" / "synth.log").read_text()
+    again = _snakemake(workdir, "--cores", "2", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    report = _snakemake(workdir, "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (workdir / "report.html").stat().st_size > 0
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+def test_dvc_repro_then_noop_and_push_pull_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    repo = _copy_workflow(tmp_path / "repo")
+    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
+    _write_config(repo, miniature(_config(repo)))
+    _git(repo, "init", "-q")
+    init = _dvc(repo, "init", "-q")
+    assert init.returncode == 0, init.stderr
+    _dvc(repo, "config", "core.analytics", "false")
+    first = _dvc(repo, "repro")
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    assert (repo / "dvc.lock").is_file() and (repo / "results" / "tables" / "table1.md").is_file()
+    second = _dvc(repo, "repro")
+    assert second.returncode == 0, second.stderr
+    for stage in ("benchmark", "experiments", "report"):
+        assert f"Stage '{stage}' didn't change, skipping" in second.stdout, second.stdout
+    shown = _dvc(repo, "metrics", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    files = next(iter(json.loads(shown.stdout).values()))["data"]
+    assert {Path(f).stem for f in files} == set(OBJECTIVES)
+
+    remote = tmp_path / "remote"
+    assert _dvc(repo, "remote", "add", "-d", "local", str(remote)).returncode == 0
+    push = _dvc(repo, "push")
+    assert push.returncode == 0, push.stderr
+    table = (repo / "results" / "tables" / "table1.md").read_text()
+    shutil.rmtree(repo / "results" / "tables")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    pull = _dvc(repo, "pull")
+    assert pull.returncode == 0, pull.stderr
+    assert (repo / "results" / "tables" / "table1.md").read_text() == table

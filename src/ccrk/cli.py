@@ -20,7 +20,7 @@ from ccrk import __version__
 #: Modules that add subcommands: each exposes ``register(subparsers)`` which
 #: adds its parsers and sets ``func`` (a callable taking the parsed args and
 #: returning an exit status).
-_COMMAND_MODULES: tuple[str, ...] = ("ccrk.evaluation.cli", "ccrk.datasets.cli", "ccrk.train.cli")
+_COMMAND_MODULES: tuple[str, ...] = ("ccrk.evaluation.cli", "ccrk.datasets.cli", "ccrk.train.cli", "ccrk.report.cli")
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,429 @@
+"""Find and load the evaluation outputs the tables and figures are made from.
+
+The inputs are a fixed directory layout (what the workflow's ``evaluate``,
+``compare`` and ``pretrain`` rules write)::
+
+    <metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/metrics.json   ccrk evaluate
+    <metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/ranks.npz      (beside it)
+    <metrics_dir>/<dataset>/<setting>/compare/seed<seed>/<a>-vs-<b>.json    ccrk compare --out
+    <pretrain_dir>/<objective>/seed<seed>/metrics.jsonl                     ccrk pretrain
+
+- ``dataset``: ``xflickrco``, ``wit``, ``multi30k``, ``mscoco`` (the paper's) or
+  ``synth`` (the embedded synthetic benchmark).
+- ``setting``: ``zero_shot``, ``all_languages``, ``single_language.<lang>`` or
+  ``few_shot.<lang>.<shots>``.
+- ``objective``: ``one_to_k``, ``cross_lingual``, ``cross_modal``; the
+  comparison files are named ``one_to_k-vs-<baseline>.json``.
+
+Only what is found is used. Names starting with ``.`` (hidden files, the
+temporary directories of :mod:`ccrk.atomic`) are skipped; any other entry
+that does not fit the layout, a run directory without both of its files, or
+a file that is not what its name says is an error naming the path, raised
+before anything is written. Other files inside a run directory (a log, the
+pre-training ``model/``) are ignored.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ccrk.evaluation.rankset import RankSet
+
+DATASETS: tuple[str, ...] = ("xflickrco", "wit", "multi30k", "mscoco", "synth")
+OBJECTIVES: tuple[str, ...] = ("one_to_k", "cross_lingual", "cross_modal")
+#: How the paper (and every table and figure) names the objectives.
+OBJECTIVE_LABELS: dict[str, str] = {
+    "one_to_k": "1-to-K", "cross_lingual": "cross-lingual", "cross_modal": "cross-modal",
+}
+DIRECTIONS: tuple[str, ...] = ("t2i", "i2t")
+DIRECTION_LABELS: dict[str, str] = {"t2i": "text→image (IR)", "i2t": "image→text (TR)", "mean": "mean of both"}
+
+METRICS_FILE = "metrics.json"
+RANKS_FILE = "ranks.npz"
+PRETRAIN_LOG = "metrics.jsonl"
+COMPARE_DIR = "compare"
+METRICS_FORMAT = "ccrk.metrics/1"
+COMPARE_FORMAT = "ccrk.compare/1"
+
+LAYOUT = (
+    "<metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/{metrics.json,ranks.npz} and "
+    "<metrics_dir>/<dataset>/<setting>/compare/seed<seed>/one_to_k-vs-<baseline>.json"
+)
+PRETRAIN_LAYOUT = "<pretrain_dir>/<objective>/seed<seed>/metrics.jsonl"
+
+_SETTING = re.compile(r"(zero_shot|all_languages)|single_language\.([a-z]{2})|few_shot\.([a-z]{2})\.([0-9]+)")
+_SEED = re.compile(r"seed([0-9]+)")
+_PAIR = re.compile(r"([a-z_]+)-vs-([a-z_]+)\.json")
+
+
+class ResultsError(ValueError):
+    """An input that does not fit the layout or its format; the message names the path."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A ccrk setting name and what it means."""
+
+    name: str
+    regime: str
+    language: str | None = None
+    shots: int | None = None
+
+    @property
+    def per_language(self) -> bool:
+        """Fine-tuned for (and tested on) one language: one run a language makes up the setting."""
+        return self.language is not None
+
+    @property
+    def group(self) -> str:
+        """The setting without its language.
+
+        ``zero_shot``, ``all_languages``, ``single_language`` or ``few_shot.<shots>``.
+        """
+        return f"few_shot.{self.shots}" if self.regime == "few_shot" else self.regime
+
+    @property
+    def paper_setting(self) -> str:
+        """The row block of Table 1 the setting belongs to."""
+        if self.per_language:
+            return "few_shot_or_single_language"
+        return self.regime
+
+
+def parse_setting(name: str, path: Path | None = None) -> Setting:
+    m = _SETTING.fullmatch(name)
+    if m is None:
+        where = f"{path}: " if path is not None else ""
+        raise ResultsError(
+            f"{where}{name!r} is not a setting; expected zero_shot, all_languages, single_language.<lang> "
+            f"or few_shot.<lang>.<shots> (layout: {LAYOUT})"
+        )
+    if m.group(1):
+        return Setting(name, m.group(1))
+    if m.group(2):
+        return Setting(name, "single_language", language=m.group(2))
+    return Setting(name, "few_shot", language=m.group(3), shots=int(m.group(4)))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``ccrk evaluate`` run directory and its loaded ``metrics.json``."""
+
+    dataset: str
+    setting: Setting
+    objective: str
+    seed: int
+    directory: Path
+    metrics: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.directory / METRICS_FILE
+
+    @property
+    def ranks_path(self) -> Path:
+        return self.directory / RANKS_FILE
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.metrics["languages"])
+
+    @property
+    def mrv_languages(self) -> list[str]:
+        mrv = self.metrics["mrv"]
+        return list(mrv["languages"]) if mrv else []
+
+    @property
+    def alpha(self) -> float:
+        return float(self.metrics["bootstrap"]["alpha"])
+
+    def stat(self, *key: str) -> dict[str, float]:
+        """``{"value", "low", "high"}`` at ``key`` of ``metrics.json`` (validated on load)."""
+        node: Any = self.metrics
+        for part in key:
+            node = node[part]
+        return node
+
+    def rankset(self) -> RankSet:
+        """The per-instance ranks of ``ranks.npz`` (loaded on demand: tables do not need them)."""
+        rs = RankSet.load(self.ranks_path)
+        if list(rs.languages) != self.languages:
+            raise ResultsError(
+                f"{self.ranks_path}: ranks languages {rs.languages} differ from {self.metrics_path}'s {self.languages}"
+            )
+        return rs
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One ``ccrk compare --out`` JSON: objective ``a`` minus objective ``b`` on the same test set."""
+
+    dataset: str
+    setting: Setting
+    seed: int
+    a: str
+    b: str
+    path: Path
+    doc: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Results:
+    metrics_dir: Path
+    runs: list[Run]
+    comparisons: list[Comparison]
+
+    @property
+    def datasets(self) -> list[str]:
+        found = {r.dataset for r in self.runs}
+        return [d for d in DATASETS if d in found]
+
+    @property
+    def objectives(self) -> list[str]:
+        found = {r.objective for r in self.runs}
+        return [o for o in OBJECTIVES if o in found]
+
+    @property
+    def alphas(self) -> list[float]:
+        return sorted({r.alpha for r in self.runs})
+
+
+@dataclass(frozen=True)
+class PretrainLog:
+    objective: str
+    seed: int
+    path: Path
+    records: list[dict[str, Any]] = field(repr=False, compare=False)
+
+
+def _entries(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+
+
+def _read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing ({what})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ResultsError(f"{path}: not UTF-8 text ({err}); expected {what}") from err
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); "
+                           f"expected {what}") from err
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_real(x: Any) -> bool:
+    """A number, NaN included (a diverged training step logs one)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_stat(tree: Any, key: tuple[str, ...], path: Path) -> None:
+    node = tree
+    for n, part in enumerate(key):
+        if not isinstance(node, dict) or part not in node:
+            raise ResultsError(f"{path}: missing {'.'.join(key[: n + 1])} (not a complete ccrk evaluate metrics.json)")
+        node = node[part]
+    for bound in ("value", "low", "high"):
+        if not isinstance(node, dict) or not _is_number(node.get(bound)):
+            raise ResultsError(f"{path}: {'.'.join(key)}.{bound} is missing or not a finite number")
+
+
+def load_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A ``metrics.json`` of ``ccrk evaluate``, checked for every number the tables read."""
+    path = Path(path)
+    doc = _read_json(path, "the metrics.json of ccrk evaluate")
+    if not isinstance(doc, dict) or doc.get("format") != METRICS_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ResultsError(
+            f"{path}: format is {found!r}, expected {METRICS_FORMAT!r} (the metrics.json of ccrk evaluate)"
+        )
+    languages = doc.get("languages")
+    if not isinstance(languages, list) or not languages or not all(isinstance(x, str) for x in languages):
+        raise ResultsError(f"{path}: 'languages' must be a non-empty list of language codes")
+    boot = doc.get("bootstrap")
+    if not isinstance(boot, dict) or not _is_number(boot.get("alpha")) or not 0 < boot["alpha"] < 1:
+        raise ResultsError(f"{path}: 'bootstrap.alpha' is missing or not in (0, 1)")
+    for lang in languages:
+        for d in DIRECTIONS:
+            _check_stat(doc, ("per_language", lang, d, "R@1"), path)
+        _check_stat(doc, ("per_language", lang, "mR"), path)
+    for d in DIRECTIONS:
+        _check_stat(doc, ("average", d, "R@1"), path)
+        for spread in ("max_minus_min", "std"):
+            _check_stat(doc, ("recall_spread", d, "R@1", spread), path)
+    _check_stat(doc, ("average", "mR"), path)
+    if "mrv" not in doc:
+        raise ResultsError(f"{path}: missing 'mrv' (null when the run computed no MRV)")
+    mrv = doc["mrv"]
+    if mrv is not None:
+        langs = mrv.get("languages") if isinstance(mrv, dict) else None
+        if not isinstance(langs, list) or len(langs) < 2 or not set(langs) <= set(languages):
+            raise ResultsError(f"{path}: mrv.languages must list 2 or more of the run's languages {languages}")
+        for d in (*DIRECTIONS, "mean"):
+            _check_stat(doc, ("mrv", d), path)
+    return doc
+
+
+_COMPARE_KEYS = ("metric", "key", "a", "b", "diff", "low", "high", "p_value")
+
+
+def load_comparison(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A ``ccrk compare --out`` JSON, checked for every field the significance table reads."""
+    path = Path(path)
+    doc = _read_json(path, "the JSON of ccrk compare --out")
+    if not isinstance(doc, dict) or doc.get("format") != COMPARE_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ResultsError(f"{path}: format is {found!r}, expected {COMPARE_FORMAT!r} (the JSON of ccrk compare --out)")
+    rows = doc.get("metrics")
+    if not isinstance(rows, list) or not rows:
+        raise ResultsError(f"{path}: 'metrics' must be a non-empty list")
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict) or any(k not in row for k in _COMPARE_KEYS):
+            raise ResultsError(f"{path}: metrics[{n}] lacks one of {list(_COMPARE_KEYS)}")
+        if not all(_is_number(row[k]) for k in ("a", "b", "diff", "low", "high", "p_value")):
+            raise ResultsError(f"{path}: metrics[{n}] ({row['metric']}) holds a value that is not a finite number")
+    boot = doc.get("bootstrap")
+    if not isinstance(boot, dict) or not _is_number(boot.get("alpha")):
+        raise ResultsError(f"{path}: 'bootstrap.alpha' is missing")
+    return doc
+
+
+def _seed_of(path: Path, layout: str) -> int:
+    m = _SEED.fullmatch(path.name)
+    if m is None or not path.is_dir():
+        raise ResultsError(f"{path}: expected a directory seed<N> (layout: {layout})")
+    return int(m.group(1))
+
+
+def _check_unique_seeds(seed_dirs: list[Path]) -> None:
+    seen: dict[int, Path] = {}
+    for p in seed_dirs:
+        seed = int(p.name[4:])
+        if seed in seen:
+            raise ResultsError(f"{p} and {seen[seed]} are the same seed {seed}")
+        seen[seed] = p
+
+
+def _load_run(dataset: str, setting: Setting, objective: str, seed_dir: Path) -> Run:
+    seed = _seed_of(seed_dir, LAYOUT)
+    metrics_path, ranks_path = seed_dir / METRICS_FILE, seed_dir / RANKS_FILE
+    for needed in (metrics_path, ranks_path):
+        if not needed.is_file():
+            raise FileNotFoundError(
+                f"{needed} is missing: an evaluation run directory holds metrics.json and ranks.npz "
+                f"(written together by ccrk evaluate)"
+            )
+    metrics = load_metrics(metrics_path)
+    if setting.per_language and setting.language not in metrics["languages"]:
+        raise ResultsError(
+            f"{metrics_path}: setting {setting.name} is for language {setting.language!r}, but the run was "
+            f"evaluated on {metrics['languages']}"
+        )
+    return Run(dataset, setting, objective, seed, seed_dir, metrics)
+
+
+def _load_comparisons(dataset: str, setting: Setting, compare_dir: Path) -> list[Comparison]:
+    out = []
+    seed_dirs = _entries(compare_dir)
+    for seed_dir in seed_dirs:
+        seed = _seed_of(seed_dir, LAYOUT)
+        for path in _entries(seed_dir):
+            m = _PAIR.fullmatch(path.name)
+            if m is None or m.group(1) not in OBJECTIVES or m.group(2) not in OBJECTIVES or not path.is_file():
+                raise ResultsError(
+                    f"{path}: expected a file <objective>-vs-<objective>.json, e.g. one_to_k-vs-cross_modal.json "
+                    f"(layout: {LAYOUT})"
+                )
+            out.append(Comparison(dataset, setting, seed, m.group(1), m.group(2), path, load_comparison(path)))
+    _check_unique_seeds(seed_dirs)
+    return out
+
+
+def discover(metrics_dir: str | os.PathLike[str]) -> Results:
+    """Every evaluation run and comparison under ``metrics_dir`` (see the module docstring for the layout)."""
+    root = Path(metrics_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"metrics directory {root} does not exist (expected {LAYOUT})")
+    runs: list[Run] = []
+    comparisons: list[Comparison] = []
+    for ds_dir in _entries(root):
+        if ds_dir.name not in DATASETS or not ds_dir.is_dir():
+            raise ResultsError(f"{ds_dir}: not a dataset directory; expected one of {', '.join(DATASETS)} "
+                               f"(layout: {LAYOUT})")
+        for st_dir in _entries(ds_dir):
+            if not st_dir.is_dir():
+                raise ResultsError(f"{st_dir}: expected a setting directory (layout: {LAYOUT})")
+            setting = parse_setting(st_dir.name, st_dir)
+            for ob_dir in _entries(st_dir):
+                if ob_dir.name == COMPARE_DIR and ob_dir.is_dir():
+                    comparisons.extend(_load_comparisons(ds_dir.name, setting, ob_dir))
+                    continue
+                if ob_dir.name not in OBJECTIVES or not ob_dir.is_dir():
+                    raise ResultsError(f"{ob_dir}: expected an objective directory ({', '.join(OBJECTIVES)}) or "
+                                       f"{COMPARE_DIR}/ (layout: {LAYOUT})")
+                seed_dirs = _entries(ob_dir)
+                for seed_dir in seed_dirs:
+                    runs.append(_load_run(ds_dir.name, setting, ob_dir.name, seed_dir))
+                _check_unique_seeds(seed_dirs)
+    if not runs:
+        raise ResultsError(f"no evaluation runs under {root} (expected {LAYOUT})")
+    order = {d: n for n, d in enumerate(DATASETS)}
+    obj = {o: n for n, o in enumerate(OBJECTIVES)}
+    runs.sort(key=lambda r: (order[r.dataset], r.setting.name, obj[r.objective], r.seed))
+    comparisons.sort(key=lambda c: (order[c.dataset], c.setting.name, c.seed, obj[c.b]))
+    return Results(root, runs, comparisons)
+
+
+def read_pretrain_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a pre-training ``metrics.jsonl``; each needs a ``step`` and a ``loss``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (the metrics.jsonl ccrk pretrain writes)")
+    records = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ResultsError(f"{path}: not UTF-8 text ({err})") from err
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ResultsError(f"{path}:{n}: not a JSON record ({err.msg})") from err
+        if not isinstance(rec, dict) or not _is_number(rec.get("step")) or not _is_real(rec.get("loss")):
+            raise ResultsError(f"{path}:{n}: a record needs a numeric 'step' and 'loss'")
+        records.append(rec)
+    if not records:
+        raise ResultsError(f"{path}: holds no records")
+    return records
+
+
+def discover_pretrain(pretrain_dir: str | os.PathLike[str]) -> list[PretrainLog]:
+    """Every pre-training log under ``pretrain_dir`` (layout ``<objective>/seed<seed>/metrics.jsonl``)."""
+    root = Path(pretrain_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"pre-training directory {root} does not exist (expected {PRETRAIN_LAYOUT})")
+    logs = []
+    for ob_dir in _entries(root):
+        if ob_dir.name not in OBJECTIVES or not ob_dir.is_dir():
+            raise ResultsError(f"{ob_dir}: expected an objective directory ({', '.join(OBJECTIVES)}) "
+                               f"(layout: {PRETRAIN_LAYOUT})")
+        seed_dirs = _entries(ob_dir)
+        for seed_dir in seed_dirs:
+            seed = _seed_of(seed_dir, PRETRAIN_LAYOUT)
+            path = seed_dir / PRETRAIN_LOG
+            logs.append(PretrainLog(ob_dir.name, seed, path, read_pretrain_log(path)))
+        _check_unique_seeds(seed_dirs)
+    if not logs:
+        raise ResultsError(f"no pre-training logs under {root} (expected {PRETRAIN_LAYOUT})")
+    return logs

@@ -1,0 +1,44 @@
+rule evaluate:
+    """Two-stage retrieval on the test split: Recall@K, mR and MRV with bootstrap CIs, and per-instance ranks."""
+    input:
+        model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
+        manifest=lambda wildcards: dataset_split(wildcards.dataset, "test"),
+        tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
+    output:
+        metrics=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/metrics.json",
+        ranks=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks.npz",
+    params:
+        settings=config_overrides("evaluate"),
+        model=lambda wildcards, input: os.path.dirname(input.model),
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+        flags=evaluate_flags,
+        tokenizer=lambda wildcards, input: os.path.dirname(input.tokenizer),
+        image_root=lambda wildcards: dataset_image_root(wildcards.dataset),
+        env=thread_env(JOB_THREADS),
+    threads: JOB_THREADS
+    resources:
+        gpu=1,
+    log:
+        "logs/evaluate/{dataset}/{setting}/{objective}/seed{seed}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.env} ccrk evaluate {params.settings} --model {params.model} --tokenizer {params.tokenizer}"
+        " --manifest {input.manifest} --image-root {params.image_root} {params.flags} --out {params.out} > {log} 2>&1"
+
+
+rule compare:
+    """Paired bootstrap over test images: 1-to-K minus a baseline in R@1, mR and MRV, with CI and p-value."""
+    input:
+        a=f"{METRICS_DIR}/{{dataset}}/{{setting}}/one_to_k/seed{{seed}}/ranks.npz",
+        b=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{baseline}}/seed{{seed}}/ranks.npz",
+    output:
+        f"{METRICS_DIR}/{{dataset}}/{{setting}}/compare/seed{{seed}}/one_to_k-vs-{{baseline}}.json",
+    params:
+        bootstrap=(config.get("evaluate") or {}).get("bootstrap", 1000),
+    log:
+        "logs/compare/{dataset}/{setting}/seed{seed}/one_to_k-vs-{baseline}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "ccrk compare {input.a} {input.b} --bootstrap {params.bootstrap} --out {output} > {log} 2>&1"

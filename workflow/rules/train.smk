@@ -1,0 +1,61 @@
+rule pretrain:
+    """Pre-train the model with one contrastive objective and seed (plus the shared ITM and MLM terms).
+
+    The run directory keeps its checkpoints, so a rerun after an interruption
+    resumes from the newest one (`--resume`; exact, see ccrk.train).
+    """
+    input:
+        manifest=pretrain_manifest(),
+        tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
+    output:
+        model=f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/model/model.safetensors",
+    params:
+        settings=config_overrides("model", "objective", "train"),
+        out=lambda wildcards, output: os.path.dirname(os.path.dirname(output.model)),
+        tokenizer=lambda wildcards, input: os.path.dirname(input.tokenizer),
+        image_root=lambda wildcards: pretrain_image_root(),
+        launcher=LAUNCHER,
+        env=thread_env(JOB_THREADS),
+    threads: JOB_THREADS
+    resources:
+        gpu=1,
+    log:
+        "logs/pretrain/{objective}/seed{seed}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.env} ccrk pretrain {params.settings} --manifest {input.manifest} --image-root {params.image_root}"
+        " --tokenizer {params.tokenizer} --objective {wildcards.objective} --seed {wildcards.seed}"
+        " --out {params.out} --resume --no-progress --launcher {params.launcher} > {log} 2>&1"
+
+
+rule finetune:
+    """Fine-tune a pre-trained model for retrieval under one setting; the model is selected on validation."""
+    input:
+        start=finetune_start,
+        train=lambda wildcards: finetune_train_manifest(wildcards.dataset, wildcards.setting),
+        val=lambda wildcards: dataset_split(wildcards.dataset, "val"),
+        tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
+    output:
+        model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
+    params:
+        settings=config_overrides("model", "train", "finetune"),
+        pretrained=lambda wildcards, input: os.path.dirname(input.start),
+        out=lambda wildcards, output: os.path.dirname(os.path.dirname(output.model)),
+        flags=finetune_flags,
+        tokenizer=lambda wildcards, input: os.path.dirname(input.tokenizer),
+        image_root=lambda wildcards: dataset_image_root(wildcards.dataset),
+        launcher=LAUNCHER,
+        env=thread_env(JOB_THREADS),
+    threads: JOB_THREADS
+    resources:
+        gpu=1,
+    log:
+        "logs/finetune/{dataset}/{setting}/{objective}/seed{seed}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.env} ccrk finetune {params.settings} --pretrained {params.pretrained} {params.flags}"
+        " --train-manifest {input.train} --val-manifest {input.val} --image-root {params.image_root}"
+        " --tokenizer {params.tokenizer} --seed {wildcards.seed} --out {params.out} --resume --no-progress"
+        " --launcher {params.launcher} > {log} 2>&1"
