@@ -71,3 +71,9 @@ def test_atomic_outputs_get_the_umask_mode_not_mkstemps_0600(tmp_path: Path) -> 
         os.umask(old)
     assert (tmp_path / "t.md").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_override_values_parse_as_json_first_so_exponent_floats_stay_floats() -> None:
+    out = apply_overrides({}, ["model.text_config={\"layer_norm_eps\": 1e-05}", "train.lr=1e-4", "a.b=de", "a.c=[1, 2]"])
+    assert out["model"]["text_config"]["layer_norm_eps"] == 1e-05
+    assert isinstance(out["train"]["lr"], float) and out["a"] == {"b": "de", "c": [1, 2]}

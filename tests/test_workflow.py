@@ -43,6 +43,7 @@ def _copy_workflow(dest: Path) -> Path:
     for name in ("Snakefile", "workflow", "config", "profiles", "dvc.yaml"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    os.symlink(os.readlink(ROOT / "slurm"), dest / "slurm")
     return dest
 
 
@@ -105,6 +106,14 @@ def test_unknown_top_level_section_is_named(workdir: Path) -> None:
     _write_config(workdir, cfg)
     result = _snakemake(workdir, "-n")
     assert result.returncode != 0 and "'evaluation'" in result.stdout + result.stderr
+
+
+def test_profile_slurm_resolves_from_the_root_and_sends_gpu_rules_to_the_slurm_launcher(workdir: Path) -> None:
+    result = _snakemake(workdir, "--profile", "slurm", "-n", "-p")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert "--objective one_to_k" in out and "--launcher slurm" in out
+    assert "--launcher local" not in out
 
 
 def test_lint_is_clean(workdir: Path) -> None:

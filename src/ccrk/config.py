@@ -7,6 +7,7 @@ silently falls back to its default is the most expensive bug on a cluster.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,18 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def parse_value(raw: str) -> Any:
+    """An override's value: JSON when it is JSON, else YAML.
+
+    JSON first because PyYAML reads ``1e-05`` (what ``json.dumps`` writes for
+    1e-5) as a string, so a float passed by a workflow rule would arrive as text.
+    """
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return yaml.safe_load(raw)
+
+
 def apply_overrides(config: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
     """``a.b=3`` sets ``config["a"]["b"] = 3``; values are parsed as YAML."""
     out = copy.deepcopy(config)
@@ -50,7 +63,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str] | None) -> dict
                 raise ConfigError(f"override {item!r}: {'.'.join(parts[: depth + 1])} is not a mapping")
             node = child
         try:
-            node[parts[-1]] = yaml.safe_load(raw)
+            node[parts[-1]] = parse_value(raw)
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: value is not valid YAML: {exc}") from exc
     return out
