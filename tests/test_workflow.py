@@ -52,7 +52,7 @@ def miniature(config: dict) -> dict:
     config["synth"]["images"] = {"pretrain": 48, "train": 24, "val": 12, "test": 12}
     config["synth"]["few_shot"] = [1, 5]
     config["tokenizer"]["vocab_size"] = 700
-    config["model"].update({"image_kwargs": {"depth": 1, "embed_dim": 32, "num_heads": 2, "patch_size": 16},
+    config["model"].update({"image_encoder": "vit_tiny_patch16_224", "image_kwargs": {"depth": 1, "embed_dim": 32, "num_heads": 2, "patch_size": 16},
                             "text_layers": 1, "fusion_layers": 1, "embed_dim": 16, "max_length": 40,
                             "text_config": {"model_type": "xlm-roberta", "hidden_size": 32,
                                             "num_attention_heads": 2, "intermediate_size": 64,
@@ -185,3 +185,23 @@ def test_dvc_repro_then_noop_and_push_pull_round_trip(tmp_path: Path) -> None:
     pull = _dvc(repo, "pull")
     assert pull.returncode == 0, pull.stderr
     assert (repo / "results" / "tables" / "table1.md").read_text() == table
+
+
+def test_the_embedded_config_builds_its_model_and_every_section_validates() -> None:
+    """The default config's own sections pass ccrk's validation and build the model the DAG trains."""
+    import torch
+
+    from ccrk.evaluation.options import EvalOptions
+    from ccrk.models import ModelConfig, build_model
+    from ccrk.objectives import ObjectiveConfig
+    from ccrk.train.config import FinetuneConfig, TrainConfig
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    TrainConfig.from_dict(cfg["train"])
+    FinetuneConfig.from_dict(cfg["finetune"]).train_config(cfg["train"])
+    ObjectiveConfig.from_dict(cfg["objective"])
+    EvalOptions.from_config(cfg["evaluate"])
+    model = build_model(ModelConfig.from_dict(cfg["model"]), vocab_size=300)
+    size = cfg["model"]["image_size"]
+    tokens, feat = model.encode_image(torch.randn(2, 3, size, size))
+    assert feat.shape == (2, cfg["model"]["embed_dim"]) and tokens.shape[0] == 2
