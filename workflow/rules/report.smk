@@ -29,12 +29,13 @@ rule figures:
             f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/model/model.safetensors", objective=OBJECTIVES, seed=SEEDS
         ),
     output:
-        report(
-            expand(f"{FIGURES_DIR}/{{figure}}.png", figure=FIGURES),
-            caption="../report/figures.rst",
-            category="Figures",
-        ),
-        expand(f"{FIGURES_DIR}/{{figure}}.pdf", figure=FIGURES),
+        recall=report(f"{FIGURES_DIR}/recall_per_language.png", caption="../report/recall_per_language.rst",
+                      category="Figures"),
+        rank_std=report(f"{FIGURES_DIR}/rank_std.png", caption="../report/rank_std.rst", category="Figures"),
+        rank_scatter=report(f"{FIGURES_DIR}/rank_scatter.png", caption="../report/rank_scatter.rst",
+                            category="Figures"),
+        loss=report(f"{FIGURES_DIR}/loss_curves.png", caption="../report/loss_curves.rst", category="Figures"),
+        pdf=expand(f"{FIGURES_DIR}/{{figure}}.pdf", figure=FIGURES),
     params:
         metrics_dir=lambda wildcards: METRICS_DIR,
         pretrain_dir=lambda wildcards: PRETRAIN_DIR,
