@@ -351,6 +351,26 @@ def build_table1(results: Results) -> Table:
 # -- per language --------------------------------------------------------------
 
 
+def _interval_frames(
+    rows: list[dict[str, Any]], key: str, directions: Sequence[str], metric: str, multi: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows of ``{d} {metric}/low/high/std`` per direction -> the numeric frame and its "value [low, high]" display."""
+    ids = ["dataset", "setting", "objective", key]
+    cols = ids + [f"{d} {k}" for d in directions for k in (metric, "low", "high")]
+    if multi:
+        cols += [f"{d} std" for d in directions] + ["seeds"]
+    frame = pd.DataFrame(rows)[cols] if rows else pd.DataFrame(columns=cols)
+    display = _display(frame[ids])
+    for d in directions:
+        display[f"{metric} {d}"] = [fmt_ci({"value": v, "low": lo, "high": hi})
+                                    for v, lo, hi in zip(frame[f"{d} {metric}"], frame[f"{d} low"], frame[f"{d} high"])]
+    if multi:
+        for d in directions:
+            display[f"{d} std"] = [fmt(x) for x in frame[f"{d} std"]]
+        display["seeds"] = frame["seeds"]
+    return frame, display
+
+
 def build_per_language(results: Results) -> Table:
     groups = _groups(results.runs)
     multi = any(len(g) > 1 for g in groups.values())
@@ -373,20 +393,7 @@ def build_per_language(results: Results) -> Table:
                 row |= {f"{d} R@1": s["value"], f"{d} low": s["low"], f"{d} high": s["high"], f"{d} std": s["std"]}
                 row["seeds"] = s["seeds"]
             rows.append(row)
-    cols = ["dataset", "setting", "objective", "language"]
-    cols += [f"{d} {k}" for d in DIRECTIONS for k in ("R@1", "low", "high")]
-    if multi:
-        cols += [f"{d} std" for d in DIRECTIONS] + ["seeds"]
-    frame = pd.DataFrame(rows)[cols] if rows else pd.DataFrame(columns=cols)
-
-    display = _display(frame[["dataset", "setting", "objective", "language"]])
-    for d in DIRECTIONS:
-        display[f"R@1 {d}"] = [fmt_ci({"value": v, "low": lo, "high": hi})
-                               for v, lo, hi in zip(frame[f"{d} R@1"], frame[f"{d} low"], frame[f"{d} high"])]
-    if multi:
-        for d in DIRECTIONS:
-            display[f"{d} std"] = [fmt(x) for x in frame[f"{d} std"]]
-        display["seeds"] = frame["seeds"]
+    frame, display = _interval_frames(rows, "language", DIRECTIONS, "R@1", multi)
     notes = _common_notes(results, multi)
     notes.append("R@1 in %. 'spread' rows: max - min and std of R@1 across the run's languages (metrics.json "
                  "recall_spread), the paper's consistency across languages; lower is more consistent.")
@@ -415,19 +422,7 @@ def build_mrv(results: Results) -> Table:
                 row |= {f"{d} MRV": s["value"], f"{d} low": s["low"], f"{d} high": s["high"], f"{d} std": s["std"]}
                 row["seeds"] = s["seeds"]
             rows.append(row)
-    cols = ["dataset", "setting", "objective", "languages"]
-    cols += [f"{d} {k}" for d in MRV_DIRECTIONS for k in ("MRV", "low", "high")]
-    if multi:
-        cols += [f"{d} std" for d in MRV_DIRECTIONS] + ["seeds"]
-    frame = pd.DataFrame(rows)[cols] if rows else pd.DataFrame(columns=cols)
-    display = _display(frame[["dataset", "setting", "objective", "languages"]])
-    for d in MRV_DIRECTIONS:
-        display[f"MRV {d}"] = [fmt_ci({"value": v, "low": lo, "high": hi})
-                               for v, lo, hi in zip(frame[f"{d} MRV"], frame[f"{d} low"], frame[f"{d} high"])]
-    if multi:
-        for d in MRV_DIRECTIONS:
-            display[f"{d} std"] = [fmt(x) for x in frame[f"{d} std"]]
-        display["seeds"] = frame["seeds"]
+    frame, display = _interval_frames(rows, "languages", MRV_DIRECTIONS, "MRV", multi)
     notes = _common_notes(results, multi)
     notes.append("MRV: mean over test images of the population std of the image's 0-based rank across the "
                  "listed languages (ccrk.metrics, as the paper's code); 'mean' averages both directions. "
