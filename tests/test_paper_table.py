@@ -8,7 +8,7 @@ from ccrk.report.paper import COLUMNS, load_table1, table1_long
 
 def test_table1_matches_the_shared_transcription(fixtures_dir) -> None:
     shipped = load_table1()
-    shared = pd.read_csv(fixtures_dir.parent / "paper" / "table1.csv")
+    shared = pd.read_csv(fixtures_dir / "paper" / "table1.csv")
     pd.testing.assert_frame_equal(shipped.reset_index(drop=True), shared, check_dtype=False)
 
 
