@@ -311,6 +311,24 @@ def test_killed_runs_resume_to_bitwise_identical_weights(bench, reference_run, t
     assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["step_0000016.pt", "step_0000018.pt"]
 
 
+def test_pretraining_on_webdataset_shards_matches_the_manifest_run(bench, reference_run, tmp_path):
+    """The shard path (the translated corpus at paper scale) trains exactly as the manifest path does."""
+    shards = tmp_path / "shards"
+    _run([sys.executable, "-m", "ccrk.cli", "shards", "--manifest", str(bench["synth"] / "pretrain.jsonl"),
+          "--out", str(shards), "--samples-per-shard", "20"])
+    assert len(list(shards.glob("*.tar"))) == 3
+    cmd = _pretrain_cmd(bench, tmp_path / "run")
+    cmd[cmd.index("--manifest") + 1] = str(shards)
+    _run(cmd)
+    ref = load_file(str(reference_run / "model" / "model.safetensors"))
+    got = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    for key in ref:
+        assert torch.equal(ref[key], got[key]), f"{key} differs between the shard and the manifest run"
+    # --captions is for shards only
+    cmd = _pretrain_cmd(bench, tmp_path / "bad", "--captions", str(tmp_path))
+    assert "--captions applies to webdataset shards" in _run(cmd, expect=2).stderr
+
+
 def test_reference_run_outputs_resolved_config_and_checkpoint_contents(bench, reference_run):
     resolved = yaml.safe_load((reference_run / "config.resolved.yaml").read_text())
     assert {"model", "objective", "train", "run", "git_revision"} <= set(resolved)

@@ -20,7 +20,9 @@ from ccrk import __version__
 #: Modules that add subcommands: each exposes ``register(subparsers)`` which
 #: adds its parsers and sets ``func`` (a callable taking the parsed args and
 #: returning an exit status).
-_COMMAND_MODULES: tuple[str, ...] = ("ccrk.evaluation.cli", "ccrk.datasets.cli", "ccrk.train.cli", "ccrk.report.cli")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "ccrk.evaluation.cli", "ccrk.datasets.cli", "ccrk.corpus.cli", "ccrk.train.cli", "ccrk.report.cli",
+)
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -89,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
 #: Errors that come from the user's input, not from a bug: one line, exit 2.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from ccrk.config import ConfigError
+    from ccrk.corpus.conceptual import CorpusError
     from ccrk.data.manifest import ManifestError
 
-    return (ConfigError, ManifestError, KeyError, ValueError, FileNotFoundError)
+    return (ConfigError, ManifestError, CorpusError, KeyError, ValueError, FileNotFoundError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

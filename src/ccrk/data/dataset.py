@@ -10,7 +10,7 @@ the samples the original run saw.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,7 +68,8 @@ class CaptionDataset(Dataset):
     ``captions`` maps every configured language to one of the record's
     captions (chosen at random when there are several, e.g. Flickr30k's 5
     English ones), ``modal_lang`` is a language drawn uniformly for the
-    cross-modal objective. Records lacking a configured language are refused
+    cross-modal objective. ``image_reader`` replaces opening
+    ``image_root / record.image`` (shards read images out of tar files). Records lacking a configured language are refused
     at construction: finding out mid-epoch wastes the run.
     """
 
@@ -79,8 +80,10 @@ class CaptionDataset(Dataset):
         languages: Sequence[str],
         transform: PairedTransform,
         seed: int = 0,
+        image_reader: Callable[[Record], Image.Image] | None = None,
     ) -> None:
         self.languages = _check_languages(languages)
+        self.image_reader = image_reader
         self.records = list(records)
         self.image_root = Path(image_root)
         self.transform = transform
@@ -120,8 +123,11 @@ class CaptionDataset(Dataset):
         picks = torch.minimum(picks, counts.long() - 1).tolist()
         captions = {lang: record.captions[lang][j] for lang, j in zip(self.languages, picks)}
         modal_lang = self.languages[int(torch.randint(len(self.languages), (), generator=generator))]
-        with Image.open(self.image_root / record.image) as img:
-            image = img.convert("RGB")
+        if self.image_reader is not None:  # e.g. ccrk.data.shards.ShardImages: bytes from inside a tar
+            image = self.image_reader(record)
+        else:
+            with Image.open(self.image_root / record.image) as img:
+                image = img.convert("RGB")
         tensor, captions = self.transform(image, captions, generator)
         return {"image": tensor, "image_id": record.image_id, "captions": captions, "modal_lang": modal_lang}
 

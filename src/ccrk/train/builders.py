@@ -61,8 +61,10 @@ def train_data(
     model_cfg: ModelConfig,
     tokenizer: Any,
     seed: int,
+    image_reader: Any = None,
 ) -> tuple[CaptionDataset, Collator]:
-    dataset = CaptionDataset(records, image_root, languages, build_train_transform(model_cfg.image_size), seed=seed)
+    dataset = CaptionDataset(records, image_root, languages, build_train_transform(model_cfg.image_size), seed=seed,
+                             image_reader=image_reader)
     collator = Collator(objective_name, languages, tokenizer, max_length=model_cfg.max_length)
     return dataset, collator
 

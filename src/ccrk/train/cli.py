@@ -50,6 +50,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         config=config, manifest=str(args.manifest), tokenizer=str(args.tokenizer), out=str(args.out),
         image_root=None if args.image_root is None else str(args.image_root), objective=args.objective,
         seed=args.seed, progress=args.progress, check_images=args.check_images,
+        captions=None if args.captions is None else str(args.captions),
     )
     return _launch(Pretrainer(spec, resume=args.resume), args, config, f"pretrain-{args.objective or 'default'}")
 
@@ -71,7 +72,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pre-train a model with one contrastive objective (resumable, DDP)")
-    p.add_argument("--manifest", type=Path, required=True, help="pre-training manifest (JSON Lines)")
+    p.add_argument("--manifest", type=Path, required=True,
+                   help="pre-training manifest (JSON Lines), or webdataset shards: a .tar or a directory of them")
+    p.add_argument("--captions", type=Path, default=None,
+                   help="shards only: directory of <shard>.jsonl caption files (ccrk translate's output)")
     p.add_argument("--objective", choices=OBJECTIVES, default=None,
                    help="contrastive objective (overrides objective.name; default one_to_k)")
     _common(p)

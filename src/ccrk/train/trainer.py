@@ -18,6 +18,7 @@ from typing import Any
 
 from ccrk.config import section
 from ccrk.data.manifest import read_manifest
+from ccrk.data.shards import is_shard_source, read_shard_corpus
 from ccrk.models import save_model
 from ccrk.tokenizer import load_tokenizer
 from ccrk.train.builders import (
@@ -88,6 +89,7 @@ class PretrainSpec:
     progress: bool = True
     check_images: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    captions: str | None = None
 
     def sections(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The ``objective`` and ``train`` sections with the command-line choices applied."""
@@ -122,19 +124,28 @@ class Pretrainer(Trainer):
 
         tokenizer = load_tokenizer(spec.tokenizer)
         image_root = Path(spec.image_root) if spec.image_root else Path(spec.manifest).parent
-        records = read_manifest(spec.manifest, image_root=image_root, languages=tcfg.languages,
-                                require_languages=tcfg.languages, check_images=spec.check_images and ctx.is_main)
+        reader = None
+        if is_shard_source(spec.manifest):  # webdataset shards (the translated pre-training corpus)
+            corpus = read_shard_corpus(spec.manifest, languages=tcfg.languages, require_languages=tcfg.languages,
+                                       captions_dir=spec.captions)
+            records, reader = corpus.records, corpus.images
+        else:
+            if spec.captions:
+                raise ValueError(f"--captions applies to webdataset shards; {spec.manifest} is a manifest")
+            records = read_manifest(spec.manifest, image_root=image_root, languages=tcfg.languages,
+                                    require_languages=tcfg.languages, check_images=spec.check_images and ctx.is_main)
         tcfg.languages = tcfg.languages or shared_languages(records)
         model = build_seeded_model(mcfg, tokenizer, tcfg.seed)
         objective = build_objective(ocfg, model, tokenizer)
-        dataset, collator = train_data(records, image_root, tcfg.languages, ocfg.name, mcfg, tokenizer, tcfg.seed)
+        dataset, collator = train_data(records, image_root, tcfg.languages, ocfg.name, mcfg, tokenizer, tcfg.seed,
+                                       image_reader=reader)
 
         resolved = {
             "model": mcfg.to_dict(),
             "objective": ocfg.to_dict(),
             "train": tcfg.to_dict(),
             "run": {
-                "command": "pretrain", "manifest": str(spec.manifest), "image_root": str(image_root),
+                "command": "pretrain", "manifest": str(spec.manifest), "captions": spec.captions, "image_root": str(image_root),
                 "tokenizer": str(spec.tokenizer), "out": str(out), "n_samples": len(dataset),
                 "world_size": ctx.world_size,
             },
