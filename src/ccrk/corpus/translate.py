@@ -107,7 +107,8 @@ class Translator:
     def translate(self, texts: Sequence[str], target: str, *, max_length: int, num_beams: int | None = None,
                   min_new_tokens: int | None = None) -> list[str]:
         batch = self.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        # Generic fast tokenizers may add token_type_ids, which seq2seq generate() refuses.
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
         kwargs: dict[str, Any] = {"forced_bos_token_id": self.lang_id(target), "max_new_tokens": max_length}
         if num_beams is not None:
             kwargs["num_beams"] = num_beams
