@@ -521,3 +521,43 @@ def test_finetune_killed_before_validation_resumes_to_the_same_selection(bench, 
     assert all(torch.equal(a[k], b[k]) for k in a)
     final = ckpt.load_checkpoint(ckpt.checkpoint_path(killed / "checkpoints", 9))["state"]["extra"]
     assert final["best_epoch"] in (1, 2, 3) and set(final) == {"initial", "best_score", "best_epoch", "best_step"}
+
+
+def test_finetuning_at_a_higher_resolution_resizes_swin_and_vit_position_tables(bench, tmp_path):
+    """The paper pre-trains at 224 px (Swin window 7) and fine-tunes at 384 px (window 12)."""
+    from ccrk.models import save_model
+    from ccrk.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(bench["tok"])
+    swin = {"embed_dim": 24, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)}
+    low = {**MODEL, "image_encoder": "swin_tiny_patch4_window7_224", "image_size": 64,
+           "image_kwargs": {**swin, "window_size": 4}}
+    high = {**low, "image_size": 128, "image_kwargs": {**swin, "window_size": 8}}
+    small = build_seeded_model(ModelConfig.from_dict(low), tok, seed=0)
+    save_model(small, tmp_path / "low")
+    big = build_seeded_model(ModelConfig.from_dict(high), tok, seed=1)
+    load_pretrained(big, tmp_path / "low")
+    a, b = small.state_dict(), big.state_dict()
+    tables = [k for k in b if k.endswith("relative_position_bias_table")]
+    assert tables and b[tables[0]].shape[0] == 15 * 15 and a[tables[0]].shape[0] == 7 * 7
+    for key in b:
+        if key not in tables:
+            assert torch.equal(a[key], b[key]), f"{key} should be loaded unchanged"
+    images = torch.rand(2, 3, 128, 128)
+    assert all(torch.isfinite(t).all() for t in big.encode_image(images))
+
+    vit_low = {**MODEL, "image_size": 32}
+    vit_high = {**MODEL, "image_size": 64}
+    small = build_seeded_model(ModelConfig.from_dict(vit_low), tok, seed=0)
+    save_model(small, tmp_path / "vit")
+    big = build_seeded_model(ModelConfig.from_dict(vit_high), tok, seed=1)
+    load_pretrained(big, tmp_path / "vit")
+    key = next(k for k in big.state_dict() if k.endswith("pos_embed"))
+    assert small.state_dict()[key].shape[1] == 1 + 16 and big.state_dict()[key].shape[1] == 1 + 64
+    # the [CLS] position is carried over as it is
+    assert torch.equal(small.state_dict()[key][:, 0], big.state_dict()[key][:, 0])
+
+    # a real architecture change is still refused
+    other = build_seeded_model(ModelConfig.from_dict({**high, "embed_dim": 16}), tok, seed=1)
+    with pytest.raises(ValueError, match="architecture differs"):
+        load_pretrained(other, tmp_path / "low")

@@ -205,3 +205,77 @@ def test_the_embedded_config_builds_its_model_and_every_section_validates() -> N
     size = cfg["model"]["image_size"]
     tokens, feat = model.encode_image(torch.randn(2, 3, size, size))
     assert feat.shape == (2, cfg["model"]["embed_dim"]) and tokens.shape[0] == 2
+
+
+def _job_counts(out: str) -> dict[str, int]:
+    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+
+
+def test_paper_config_plans_the_whole_paper_dag(workdir: Path) -> None:
+    """snakemake -n --configfile config/paper.yaml: download -> prepare -> corpus -> translate -> pretrain
+    -> fine-tune (every regime of Table 1) -> evaluate -> compare -> tables and figures."""
+    result = _snakemake(workdir, "-n", "-p", "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    jobs = _job_counts(out)
+    # 12 registry sources (11 for the benchmarks + the CC3M list), 5 prepare rules (Flickr30k for xFlickr&CO's
+    # English fine-tuning), one crawl and one translation, 3 objectives x 1 seed pre-trained.
+    assert jobs["download"] == 12 and jobs["corpus"] == 1 and jobs["translate"] == 1, jobs
+    for dataset in ("xflickrco", "flickr30k", "multi30k", "wit", "mscoco"):
+        assert jobs[f"prepare_{dataset}"] == 1, jobs
+    # settings: xFlickr&CO 1 + 7 few-shot, WIT 1, Multi30K 1 + 4, COCO 1 + 3 = 18, for 3 objectives
+    assert jobs["pretrain"] == 3 and jobs["finetune"] == 54 and jobs["evaluate"] == 54, jobs
+    assert jobs["compare"] == 36 and jobs["tables"] == 1 and jobs["figures"] == 1, jobs
+
+    lines = [line for line in out.splitlines() if "ccrk " in line]
+    pretrain = next(line for line in lines if "ccrk pretrain" in line and "one_to_k" in line)
+    assert "--manifest data/cc3m/shards --captions resources/corpus/captions" in pretrain
+    assert "train.languages='[\"en\", \"de\", \"fr\", \"cs\", \"zh\", \"ja\"]'" in pretrain
+    assert "--tokenizer resources/tokenizers/FacebookAI--xlm-roberta-large" in pretrain
+    few = next(line for line in lines if "ccrk finetune" in line and "few_shot/ja/train_100.jsonl" in line)
+    assert "model.image_size='384'" in few and '"window_size": 12' in few and '"lr": 1e-05' in few
+    assert "--val-manifest resources/manifests/flickr30k/val.jsonl" in few
+    assert "--pretrained results/models/finetune/xflickrco/zero_shot/" in few
+    zero = next(line for line in lines if "ccrk finetune" in line and "xflickrco/zero_shot" in line)
+    assert "--train-manifest resources/manifests/flickr30k/train.jsonl" in zero and '"lr": 3e-05' in zero
+    wit = next(line for line in lines if "ccrk evaluate" in line and "/wit/" in line)
+    assert "--languages ar,bg,da,el,en,et,id,ja,ko,tr,vi" in wit and "evaluate.mrv_languages='[]'" in wit
+    xfc = next(line for line in lines if "ccrk evaluate" in line and "xflickrco/zero_shot/one_to_k" in line)
+    assert "evaluate.mrv_languages='[\"en\", \"de\", \"ja\", \"zh\"]'" in xfc and "evaluate.k_test='128'" in xfc
+    assert any("ccrk download --source flickr30k-images --root data --stamp data/.ccrk/flickr30k-images.json"
+               in line for line in lines)
+    assert any("ccrk prepare --dataset xflickrco --root data --out resources/manifests/xflickrco --check-images"
+               in line for line in lines)
+    assert any("ccrk tokenizer" in line and "tokenizer.pretrained='\"FacebookAI/xlm-roberta-large\"'" in line
+               for line in lines)
+
+    # CCR^10 layered over it: own results, same data and translations, ten languages
+    result = _snakemake(workdir, "-n", "-p", "--configfile", "config/paper.yaml", "config/paper-ccr10.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    pretrain = next(line for line in out.splitlines() if "ccrk pretrain" in line)
+    assert "--out results/runs/ccr10/models/pretrain/" in pretrain and '"ru", "tr"]' in pretrain
+    assert "--captions resources/corpus/captions" in pretrain
+
+
+def test_the_paper_config_sections_validate() -> None:
+    """paper.yaml's sections pass ccrk's own validation, the per-dataset ones merged as the DAG merges them."""
+    from ccrk.corpus.translate import TranslateConfig
+    from ccrk.evaluation.options import EvalOptions
+    from ccrk.models import ModelConfig
+    from ccrk.objectives import ObjectiveConfig
+    from ccrk.train.config import FinetuneConfig, TrainConfig
+
+    cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    TrainConfig.from_dict(cfg["train"])
+    ObjectiveConfig.from_dict(cfg["objective"])
+    TranslateConfig.from_dict(cfg["translate"])
+    assert ModelConfig.from_dict(cfg["model"]).to_dict() == ModelConfig.paper().to_dict()
+    for name, bench in cfg["benchmarks"].items():
+        model = ModelConfig.from_dict({**cfg["model"], **bench["model"]})
+        assert model.image_size == 384 and model.image_pretrained is None, name
+        for extra in (bench.get("finetune"), bench.get("finetune_few_shot")):
+            merged = {**cfg["finetune"], "train": {**cfg["finetune"]["train"], **((extra or {}).get("train") or {})}}
+            FinetuneConfig.from_dict(merged).train_config(cfg["train"])
+        EvalOptions.from_config({**cfg["evaluate"], **bench["evaluate"]})

@@ -51,16 +51,25 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_tokenizer(args: argparse.Namespace) -> int:
     from ccrk.config import ConfigError, load_config, section
-    from ccrk.tokenizer import manifest_texts, train_tokenizer
+    from ccrk.tokenizer import manifest_texts, save_pretrained_tokenizer, train_tokenizer
 
     config = load_config(args.config, args.overrides)
-    opts = {"vocab_size": 2000, "max_length": 64}
+    opts = {"vocab_size": 2000, "max_length": 64, "pretrained": None}
     given = section(config, "tokenizer")
     unknown = sorted(set(given) - set(opts))
     if unknown:
         raise ConfigError(f"tokenizer: unknown key(s) {', '.join('tokenizer.' + k for k in unknown)}; expected {sorted(opts)}")
     opts.update(given)
     start = time.perf_counter()
+    pretrained = args.pretrained or opts["pretrained"]
+    if pretrained:
+        if args.manifest:
+            raise ValueError("--manifest and a pretrained tokenizer exclude each other: train one or copy one")
+        tok = save_pretrained_tokenizer(pretrained, args.out)
+        print(f"saved the {len(tok)}-piece tokenizer of {pretrained} to {args.out} in {time.perf_counter() - start:.1f} s")
+        return 0
+    if not args.manifest:
+        raise ValueError("name the captions to train on (--manifest) or a tokenizer to copy (--pretrained)")
     tok = train_tokenizer(manifest_texts(args.manifest), args.out, vocab_size=int(opts["vocab_size"]), max_length=int(opts["max_length"]))
     print(f"trained a {len(tok)}-piece BPE tokenizer (byte fallback) on {', '.join(map(str, args.manifest))}")
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s; load it with AutoTokenizer.from_pretrained({str(args.out)!r})")
@@ -77,9 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory (replaced atomically)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("tokenizer", help="train a subword tokenizer on manifest captions (Hugging Face format)")
+    p = sub.add_parser("tokenizer", help="train a subword tokenizer on manifest captions, or save a pretrained one")
     add_config_args(p)
-    p.add_argument("--manifest", type=Path, nargs="+", required=True, help="manifest(s) whose captions to train on")
+    p.add_argument("--manifest", type=Path, nargs="+", help="manifest(s) whose captions to train on")
+    p.add_argument("--pretrained", default=None,
+                   help="instead: copy this hub or local tokenizer (e.g. FacebookAI/xlm-roberta-large; "
+                        "default tokenizer.pretrained)")
     p.add_argument("--out", type=Path, required=True, help="output directory (replaced atomically)")
     p.set_defaults(func=cmd_tokenizer)
 

@@ -111,6 +111,19 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike[str], vocab
     return load_tokenizer(out_dir)
 
 
+def save_pretrained_tokenizer(name_or_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]):
+    """Copy a hub (or local) tokenizer into ``out_dir`` (atomically) and return it reloaded from there.
+
+    At paper scale the text encoder is XLM-R-large, so its own tokenizer is
+    used; saving it once into the workflow's tokenizer directory means GPU
+    nodes without network access (or a hub outage) never need the hub.
+    """
+    tok = load_tokenizer(name_or_dir)
+    with atomic_directory(out_dir) as tmp:
+        tok.save_pretrained(tmp)
+    return load_tokenizer(out_dir)
+
+
 def load_tokenizer(name_or_dir: str | os.PathLike[str]):
     """``AutoTokenizer.from_pretrained`` - the call that also loads ``xlm-roberta-large``."""
     from transformers import AutoTokenizer

@@ -10,19 +10,29 @@ min_version("8.20")
 validate(config, schema="../schemas/config.schema.yaml")
 
 
-CONDA_ENV = "../envs/ccrk.yaml"
-SYNTH_DIR = "resources/synth"
-TOKENIZER_DIR = "resources/tokenizer"
-MANIFEST_DIR = "resources/manifests"
-PRETRAIN_DIR = "results/models/pretrain"
-FINETUNE_DIR = "results/models/finetune"
-METRICS_DIR = "results/metrics"
-TABLES_DIR = "results/tables"
-FIGURES_DIR = "results/figures"
-SUMMARY_DIR = "results/summary"
-PLOTS_DIR = "results/plots"
-
 WF = config["workflow"]
+RUN = WF.get("run")
+
+CONDA_ENV = "../envs/ccrk.yaml"
+DATA_DIR = "data"  # raw downloads, DVC-tracked (data.dvc)
+STAMP_DIR = f"{DATA_DIR}/.ccrk"
+SYNTH_DIR = "resources/synth"
+_TOKENIZER_FROM = (config.get("tokenizer") or {}).get("pretrained")
+# A copied pretrained tokenizer gets its own directory, so the paper's and the embedded runs can share a checkout.
+TOKENIZER_DIR = f"resources/tokenizers/{re.sub(r'[^A-Za-z0-9_.-]+', '--', _TOKENIZER_FROM)}" if _TOKENIZER_FROM else "resources/tokenizer"
+MANIFEST_DIR = "resources/manifests"
+CORPUS_SHARDS = f"{DATA_DIR}/cc3m/shards"
+CORPUS_CAPTIONS = "resources/corpus/captions"
+RESULTS = f"results/runs/{RUN}" if RUN else "results"
+LOGS = f"logs/runs/{RUN}" if RUN else "logs"
+PRETRAIN_DIR = f"{RESULTS}/models/pretrain"
+FINETUNE_DIR = f"{RESULTS}/models/finetune"
+METRICS_DIR = f"{RESULTS}/metrics"
+TABLES_DIR = f"{RESULTS}/tables"
+FIGURES_DIR = f"{RESULTS}/figures"
+SUMMARY_DIR = f"{RESULTS}/summary"
+PLOTS_DIR = f"{RESULTS}/plots"
+
 DATASETS = WF["datasets"]
 OBJECTIVES = WF["objectives"]
 SEEDS = WF["seeds"]
@@ -44,6 +54,17 @@ wildcard_constraints:
     setting=r"zero_shot|all_languages|single_language\.[a-z]{2}|few_shot\.[a-z]{2}\.\d+",
 
 
+def section_flags(name, values):
+    """One config section's values as `ccrk --set` flags."""
+    flags = []
+    for key, value in (values or {}).items():
+        text = json.dumps(value, ensure_ascii=False)
+        if "'" in text:
+            raise ValueError(f"config value {name}.{key} contains a single quote, which the shell rules cannot pass")
+        flags.append(f"--set {name}.{key}='{text}'")
+    return " ".join(flags)
+
+
 def config_overrides(*sections):
     """The config sections a rule depends on, passed to `ccrk` as --set flags.
 
@@ -51,14 +72,42 @@ def config_overrides(*sections):
     detection rerun a rule exactly when one of its own settings changes, and
     makes `--config`/`--configfile` on the Snakemake command line reach ccrk.
     """
-    flags = []
-    for name in sections:
-        for key, value in (config.get(name) or {}).items():
-            text = json.dumps(value, ensure_ascii=False)
-            if "'" in text:
-                raise ValueError(f"config value {name}.{key} contains a single quote, which the shell rules cannot pass")
-            flags.append(f"--set {name}.{key}='{text}'")
-    return " ".join(flags)
+    return " ".join(f for f in (section_flags(name, config.get(name)) for name in sections) if f)
+
+
+def deep_merge(base, update):
+    """`update` over `base`, mappings merged key by key (lists and scalars replaced)."""
+    out = dict(base or {})
+    for key, value in (update or {}).items():
+        out[key] = deep_merge(out.get(key), value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def benchmark(dataset):
+    """The dataset's `benchmarks` entry (settings, and model/finetune/evaluate overrides)."""
+    return (config.get("benchmarks") or {}).get(dataset) or {}
+
+
+def dataset_section(name, dataset):
+    """Top-level section `name` with the dataset's overrides merged over it."""
+    return deep_merge(config.get(name), benchmark(dataset).get(name))
+
+
+def dataset_overrides(dataset, *sections):
+    return " ".join(f for f in (section_flags(n, dataset_section(n, dataset)) for n in sections) if f)
+
+
+def finetune_section(dataset, setting):
+    """`finetune` for one job: the top level, the dataset's overrides, and for few-shot settings its own."""
+    merged = dataset_section("finetune", dataset)
+    if parse_setting(setting)[0] == "few_shot":
+        merged = deep_merge(merged, benchmark(dataset).get("finetune_few_shot"))
+    return merged
+
+
+def settings_for(dataset):
+    """Fine-tuning settings a dataset runs: its own list (Table 1's regimes differ) or workflow.settings."""
+    return benchmark(dataset).get("settings") or SETTINGS
 
 
 def thread_env(threads):
@@ -69,27 +118,69 @@ def thread_env(threads):
 # -- datasets ------------------------------------------------------------------
 
 
+#: Sources (ccrk's download registry) each benchmark's prepare step reads, and the corpus list.
+DATASET_SOURCES = {
+    "xflickrco": ["iglue-xflickrco", "iglue-flickr30k", "karpathy-splits", "coco-val2014", "flickr30k-images"],
+    "flickr30k": ["iglue-flickr30k", "karpathy-splits", "flickr30k-images"],
+    "multi30k": ["multi30k", "flickr30k-images"],
+    "wit": ["iglue-wit", "wit-kaggle-pixels"],
+    "mscoco": ["karpathy-splits", "stair-captions", "coco-cn", "coco-train2014", "coco-val2014"],
+}
+#: Where a benchmark's English training/validation data come from when it has none of its own:
+#: xFlickr&CO is test-only, and the paper (as IGLUE) fine-tunes it on Flickr30k.
+TRAIN_FROM = {"xflickrco": "flickr30k"}
+#: The manifests each prepare step writes (xFlickr&CO: IGLUE's few-shot files, 7 languages x 6 sizes).
+XFLICKRCO_FEW_SHOT = {"languages": ["de", "es", "id", "ja", "ru", "tr", "zh"], "shots": [1, 5, 10, 25, 50, 100]}
+PREPARED_SPLITS = {
+    "xflickrco": ["test"] + [f"few_shot/{lang}/train_{n}" for lang in XFLICKRCO_FEW_SHOT["languages"]
+                              for n in XFLICKRCO_FEW_SHOT["shots"]],
+    "flickr30k": ["train", "val", "test"],
+    "multi30k": ["train", "val", "test"],
+    "wit": ["train", "val", "test"],
+    "mscoco": ["train", "val", "test"],
+}
+
+
+def stamp(source):
+    """What the download rule leaves once a source is in place (or a manual one checked)."""
+    return f"{STAMP_DIR}/{source}.json"
+
+
+def prepared_datasets():
+    """Every dataset whose manifests the DAG needs: the benchmarks and what they train on."""
+    out = [d for d in DATASETS if d != "synth"]
+    return out + [TRAIN_FROM[d] for d in out if d in TRAIN_FROM and TRAIN_FROM[d] not in out]
+
+
 def dataset_split(dataset, split):
     """A prepared manifest of a dataset (DESIGN.md format)."""
     if dataset == "synth":
         return f"{SYNTH_DIR}/{split}.jsonl"
+    if split in ("train", "val"):
+        dataset = TRAIN_FROM.get(dataset, dataset)
     return f"{MANIFEST_DIR}/{dataset}/{split}.jsonl"
 
 
 def dataset_image_root(dataset):
     """The directory the manifest's image paths are relative to."""
-    return SYNTH_DIR if dataset == "synth" else "data"
+    return SYNTH_DIR if dataset == "synth" else DATA_DIR
 
 
-def pretrain_manifest():
-    """The pre-training corpus: the synthetic one, or the translated corpus of the real-data issue."""
-    if "synth" in DATASETS:
-        return dataset_split("synth", "pretrain")
-    return f"{MANIFEST_DIR}/pretrain/pretrain.jsonl"
+def real_corpus():
+    """Pre-train on the translated Conceptual Captions shards (any real benchmark) or on the synthetic corpus."""
+    return "synth" not in DATASETS
 
 
-def pretrain_image_root():
-    return SYNTH_DIR if "synth" in DATASETS else "data"
+def pretrain_inputs():
+    if real_corpus():
+        return {"shards": f"{CORPUS_SHARDS}/fetch_done.json", "captions": f"{CORPUS_CAPTIONS}/translate_report.json"}
+    return {"manifest": dataset_split("synth", "pretrain")}
+
+
+def pretrain_data_flags():
+    if real_corpus():
+        return f"--manifest {CORPUS_SHARDS} --captions {CORPUS_CAPTIONS}"
+    return f"--manifest {dataset_split('synth', 'pretrain')} --image-root {SYNTH_DIR}"
 
 
 def parse_setting(setting):
@@ -107,7 +198,7 @@ def finetune_train_manifest(dataset, setting):
     if regime == "few_shot":
         if dataset == "synth":
             return f"{SYNTH_DIR}/fewshot/{lang}/train_{shots}.jsonl"
-        return f"{MANIFEST_DIR}/{dataset}/fewshot/{lang}/train_{shots}.jsonl"
+        return f"{MANIFEST_DIR}/{dataset}/few_shot/{lang}/train_{shots}.jsonl"
     return dataset_split(dataset, "train")
 
 
@@ -134,7 +225,9 @@ def evaluate_flags(wildcards):
     _, lang, _ = parse_setting(wildcards.setting)
     if lang is not None:
         return f"--languages {lang} --mrv-languages none"
-    langs = (config.get("evaluate") or {}).get("languages") or (config.get("train") or {}).get("languages")
+    langs = dataset_section("evaluate", wildcards.dataset).get("languages")
+    if not langs and wildcards.dataset == "synth":
+        langs = (config.get("train") or {}).get("languages")
     return f"--languages {','.join(langs)}" if langs else ""
 
 
@@ -142,19 +235,27 @@ def evaluate_flags(wildcards):
 
 
 def metrics_files():
-    return expand(
-        f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/metrics.json",
-        dataset=DATASETS, setting=SETTINGS, objective=OBJECTIVES, seed=SEEDS,
-    )
+    return [
+        path
+        for dataset in DATASETS
+        for path in expand(
+            f"{METRICS_DIR}/{dataset}/{{setting}}/{{objective}}/seed{{seed}}/metrics.json",
+            setting=settings_for(dataset), objective=OBJECTIVES, seed=SEEDS,
+        )
+    ]
 
 
 def compare_files():
     if "one_to_k" not in OBJECTIVES:
         return []
-    return expand(
-        f"{METRICS_DIR}/{{dataset}}/{{setting}}/compare/seed{{seed}}/one_to_k-vs-{{baseline}}.json",
-        dataset=DATASETS, setting=SETTINGS, seed=SEEDS, baseline=BASELINES,
-    )
+    return [
+        path
+        for dataset in DATASETS
+        for path in expand(
+            f"{METRICS_DIR}/{dataset}/{{setting}}/compare/seed{{seed}}/one_to_k-vs-{{baseline}}.json",
+            setting=settings_for(dataset), seed=SEEDS, baseline=BASELINES,
+        )
+    ]
 
 
 def pretrain_logs():
@@ -170,8 +271,15 @@ def figure_files():
 
 
 def benchmark_targets():
-    """The embedded benchmark and the tokenizer."""
-    return [f"{SYNTH_DIR}/stats.json", f"{TOKENIZER_DIR}/tokenizer.json"]
+    """The data: the embedded benchmark (or every real benchmark's manifests and the translated corpus) and the tokenizer."""
+    targets = [f"{TOKENIZER_DIR}/tokenizer.json"]
+    if "synth" in DATASETS:
+        targets.append(f"{SYNTH_DIR}/stats.json")
+    for dataset in prepared_datasets():
+        targets.append(f"{MANIFEST_DIR}/{dataset}/prepare_info.json")
+    if real_corpus():
+        targets += list(pretrain_inputs().values())
+    return targets
 
 
 def all_targets():

@@ -8,7 +8,7 @@ rule evaluate:
         metrics=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/metrics.json",
         ranks=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks.npz",
     params:
-        settings=config_overrides("evaluate"),
+        settings=lambda wildcards: dataset_overrides(wildcards.dataset, "evaluate"),
         model=lambda wildcards, input: os.path.dirname(input.model),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         flags=evaluate_flags,
@@ -19,7 +19,7 @@ rule evaluate:
     resources:
         gpu=1,
     log:
-        "logs/evaluate/{dataset}/{setting}/{objective}/seed{seed}.log",
+        f"{LOGS}/evaluate/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}.log",
     conda:
         CONDA_ENV
     shell:
@@ -35,9 +35,9 @@ rule compare:
     output:
         f"{METRICS_DIR}/{{dataset}}/{{setting}}/compare/seed{{seed}}/one_to_k-vs-{{baseline}}.json",
     params:
-        bootstrap=(config.get("evaluate") or {}).get("bootstrap", 1000),
+        bootstrap=lambda wildcards: dataset_section("evaluate", wildcards.dataset).get("bootstrap", 1000),
     log:
-        "logs/compare/{dataset}/{setting}/seed{seed}/one_to_k-vs-{baseline}.log",
+        f"{LOGS}/compare/{{dataset}}/{{setting}}/seed{{seed}}/one_to_k-vs-{{baseline}}.log",
     conda:
         CONDA_ENV
     shell:

@@ -13,7 +13,7 @@ rule tables:
         summary=lambda wildcards, output: os.path.dirname(output.summary[0]),
         plots=lambda wildcards, output: os.path.dirname(output.plots),
     log:
-        "logs/tables.log",
+        f"{LOGS}/tables.log",
     conda:
         CONDA_ENV
     shell:
@@ -41,7 +41,7 @@ rule figures:
         pretrain_dir=lambda wildcards: PRETRAIN_DIR,
         out=lambda wildcards: FIGURES_DIR,
     log:
-        "logs/figures.log",
+        f"{LOGS}/figures.log",
     conda:
         CONDA_ENV
     shell:

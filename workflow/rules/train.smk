@@ -5,7 +5,7 @@ rule pretrain:
     resumes from the newest one (`--resume`; exact, see ccrk.train).
     """
     input:
-        manifest=pretrain_manifest(),
+        **pretrain_inputs(),
         tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
     output:
         model=f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/model/model.safetensors",
@@ -13,18 +13,18 @@ rule pretrain:
         settings=config_overrides("model", "objective", "train"),
         out=lambda wildcards, output: os.path.dirname(os.path.dirname(output.model)),
         tokenizer=lambda wildcards, input: os.path.dirname(input.tokenizer),
-        image_root=lambda wildcards: pretrain_image_root(),
+        data=pretrain_data_flags(),
         launcher=LAUNCHER,
         env=thread_env(JOB_THREADS),
     threads: JOB_THREADS
     resources:
         gpu=1,
     log:
-        "logs/pretrain/{objective}/seed{seed}.log",
+        f"{LOGS}/pretrain/{{objective}}/seed{{seed}}.log",
     conda:
         CONDA_ENV
     shell:
-        "{params.env} ccrk pretrain {params.settings} --manifest {input.manifest} --image-root {params.image_root}"
+        "{params.env} ccrk pretrain {params.settings} {params.data}"
         " --tokenizer {params.tokenizer} --objective {wildcards.objective} --seed {wildcards.seed}"
         " --out {params.out} --resume --no-progress --launcher {params.launcher} > {log} 2>&1"
 
@@ -39,7 +39,10 @@ rule finetune:
     output:
         model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
     params:
-        settings=config_overrides("model", "train", "finetune"),
+        settings=lambda wildcards: " ".join(
+            [dataset_overrides(wildcards.dataset, "model"), config_overrides("train"),
+             section_flags("finetune", finetune_section(wildcards.dataset, wildcards.setting))]
+        ),
         pretrained=lambda wildcards, input: os.path.dirname(input.start),
         out=lambda wildcards, output: os.path.dirname(os.path.dirname(output.model)),
         flags=finetune_flags,
@@ -51,7 +54,7 @@ rule finetune:
     resources:
         gpu=1,
     log:
-        "logs/finetune/{dataset}/{setting}/{objective}/seed{seed}.log",
+        f"{LOGS}/finetune/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}.log",
     conda:
         CONDA_ENV
     shell:

@@ -108,15 +108,42 @@ def cmd_download(args: argparse.Namespace) -> int:
         except DownloadError as exc:
             print(f"ccrk download: error: {exc}", file=sys.stderr)
             failed.append(source.name)
-    wants_wit = "wit" in (args.dataset or []) or "all" in (args.dataset or [])
+    wants_wit = ("wit" in (args.dataset or []) or "all" in (args.dataset or [])
+                 or "wit-kaggle-pixels" in (args.source or []))
     if wants_wit and not args.annotations_only and "iglue-wit" not in failed:
-        _wit_images(root, args.wit_wikimedia, args.workers, print)
+        missing = _wit_images(root, args.wit_wikimedia, args.workers, print)
+        if missing and args.stamp is not None:
+            failed.append(f"wit images ({missing} still missing)")
     print(f"done in {time.perf_counter() - start:.0f} s under {root}")
     if failed:
         print(f"ccrk download: failed: {', '.join(failed)} (rerun to resume)", file=sys.stderr)
     if manual_missing:
         print(f"ccrk download: manual steps outstanding: {', '.join(manual_missing)} (see above)", file=sys.stderr)
-    return 1 if failed or manual_missing else 0
+    if failed or manual_missing:
+        return 1
+    if args.stamp is not None:
+        write_stamp(args.stamp, root, chosen)
+    return 0
+
+
+def write_stamp(stamp: Path, root: Path, sources: list) -> None:
+    """What the workflow's download rule leaves: the sources and the size of every file they put in place."""
+    import json
+
+    from ccrk.atomic import atomic_write_text
+
+    entries = []
+    for source in sources:
+        files = []
+        for remote in source.files:
+            path = root / remote.path
+            if path.is_file():
+                files.append({"path": remote.path, "bytes": path.stat().st_size})
+            elif remote.extract_to:
+                files.append({"path": remote.path, "unpacked_to": remote.extract_to})
+        checked = source.check.directory if source.check is not None else None
+        entries.append({"source": source.name, "manual": source.manual, "files": files, "checked_directory": checked})
+    atomic_write_text(stamp, json.dumps({"root": str(root), "sources": entries}, indent=2) + "\n")
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -162,6 +189,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wit-wikimedia", action="store_true",
                    help="fetch WIT test/val images missing from the Kaggle pixels from Wikimedia Commons")
     p.add_argument("--workers", type=int, default=4, help="parallel Wikimedia downloads (default 4)")
+    p.add_argument("--stamp", type=Path, default=None,
+                   help="on success, write this JSON record of what is in place (the workflow's rule output)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("prepare", help="parse downloaded annotations into manifests (<split>.jsonl)")

@@ -433,6 +433,17 @@ def _build_sources() -> dict[str, Source]:
             ),
             check=ManualCheck("wit/kaggle", "**/*image_pixels*.csv*", 1),
         ),
+        Source(
+            "cc3m-urls", "Conceptual Captions 3M training list (Train_GCC-training.tsv: 3,318,333 caption/URL rows)",
+            "annotations", "https://ai.google.com/research/ConceptualCaptions/download", manual=True,
+            instructions=(
+                "Google serves the list only after a sign-in: download 'Training split' (Train_GCC-training.tsv, "
+                "about 560 MB) from https://ai.google.com/research/ConceptualCaptions/download and put it in this "
+                "directory. `ccrk corpus` then crawls the images into webdataset shards with img2dataset."
+            ),
+            check=ManualCheck("cc3m", "Train_GCC-training.tsv", 1),
+            note="the pre-training corpus, not a benchmark: the workflow's corpus rule needs it",
+        ),
     ]
     return {source.name: source for source in sources}
 

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from ccrk.atomic import atomic_open
-from ccrk.metrics import assemble_mrv_ranks
 
 FORMAT = "ccrk.ranks/1"
 DIRECTIONS: tuple[str, ...] = ("t2i", "i2t")
@@ -78,27 +77,44 @@ class RankSet:
     def n_images(self) -> int:
         return len(self.image_ids)
 
-    def mrv_ranks(self, direction: str) -> np.ndarray:
-        """``[M, I]`` ranks over the MRV languages, columns in ``image_ids`` order."""
+    def mrv_table(self, direction: str) -> tuple[np.ndarray, np.ndarray]:
+        """``([M, I] float ranks, [I] bool complete)`` over the MRV languages, columns in ``image_ids`` order.
+
+        An instance without a caption in some MRV language (xFlickr&CO's German
+        test line 1960 is empty upstream) has NaN there and ``complete`` False:
+        MRV is the mean over the complete instances, as the paper's code skips
+        empty captions; recall still counts every caption there is.
+        """
         if len(self.mrv_languages) < 2:
             raise ValueError("this run has no MRV languages")
-        ids = np.asarray(self.image_ids)
-        if direction == "t2i":
-            ranks = {lang: self.t2i[lang] for lang in self.mrv_languages}
-            owners = {lang: ids[self.txt2img[lang]].tolist() for lang in self.mrv_languages}
-        elif direction == "i2t":
-            present = {lang: self.i2t[lang] >= 0 for lang in self.mrv_languages}
-            ranks = {lang: self.i2t[lang][present[lang]] for lang in self.mrv_languages}
-            owners = {lang: ids[present[lang]].tolist() for lang in self.mrv_languages}
-        else:
-            raise ValueError(f"direction must be 't2i' or 'i2t', got {direction!r}")
-        matrix = assemble_mrv_ranks(ranks, owners, self.mrv_languages)
-        if matrix.shape[1] != self.n_images:
-            raise ValueError(
-                f"MRV needs every image in every MRV language; only {matrix.shape[1]} of {self.n_images} are"
-            )
-        order = {iid: j for j, iid in enumerate(owners[self.mrv_languages[0]])}
-        return matrix[:, [order[iid] for iid in self.image_ids]]
+        table = np.full((len(self.mrv_languages), self.n_images), np.nan)
+        for row, lang in enumerate(self.mrv_languages):
+            if direction == "t2i":
+                owners = self.txt2img[lang]
+                if len(np.unique(owners)) != len(owners):
+                    raise ValueError(f"MRV needs at most one {lang} caption an image; some image has several")
+                table[row, owners] = self.t2i[lang]
+            elif direction == "i2t":
+                present = self.i2t[lang] >= 0
+                table[row, present] = self.i2t[lang][present]
+            else:
+                raise ValueError(f"direction must be 't2i' or 'i2t', got {direction!r}")
+        complete = ~np.isnan(table).any(axis=0)
+        if complete.sum() < 2:
+            raise ValueError(f"MRV needs at least 2 instances with a caption in every MRV language "
+                             f"{self.mrv_languages}; {int(complete.sum())} have one")
+        return table, complete
+
+    def mrv_ranks(self, direction: str) -> np.ndarray:
+        """``[M, C]`` integer ranks of the complete instances (see :meth:`mrv_table`), in ``image_ids`` order."""
+        table, complete = self.mrv_table(direction)
+        return table[:, complete].astype(np.int64)
+
+    def mrv_excluded(self) -> list[str]:
+        """Image ids left out of MRV: lacking a caption (t2i) or a query (i2t) in some MRV language."""
+        _, a = self.mrv_table("t2i")
+        _, b = self.mrv_table("i2t")
+        return [iid for iid, keep in zip(self.image_ids, a & b) if not keep]
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {

@@ -49,9 +49,10 @@ def _spread_std(sums: np.ndarray, n: int) -> np.ndarray:
     return (100.0 * sums[:, :m] / sums[:, m:]).std(axis=1)
 
 
-def _instance_mean(sums: np.ndarray, n: int) -> np.ndarray:
-    """Rows of per-instance values: mean over rows of their mean over instances."""
-    return sums.mean(axis=1) / n
+def _masked_mean(sums: np.ndarray, n: int) -> np.ndarray:
+    """Rows ``[value_1..value_m, mask_1..mask_m]``: mean over j of the mean of value_j where mask_j."""
+    m = sums.shape[1] // 2
+    return (sums[:, :m] / sums[:, m:]).mean(axis=1)
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,16 @@ def metrics_of(rs: RankSet, compare: bool = False) -> list[Metric]:
             out.append(Metric(("recall_spread", d, "R@1", "max_minus_min"), rows, _spread_max_min))
             out.append(Metric(("recall_spread", d, "R@1", "std"), rows, _spread_std))
     if rs.mrv_languages:
-        stds = {d: per_instance_rank_std(rs.mrv_ranks(d)) for d in DIRECTIONS}
+        # Rows [std * complete, complete]: the mean over complete instances, resampled with the others.
+        parts = {}
         for d in DIRECTIONS:
-            out.append(Metric(("mrv", d), stds[d][None], _instance_mean))
-        out.append(Metric(("mrv", "mean"), np.stack([stds[d] for d in DIRECTIONS]), _instance_mean))
+            table, complete = rs.mrv_table(d)
+            std = np.zeros(rs.n_images)
+            std[complete] = per_instance_rank_std(table[:, complete].astype(np.int64))
+            parts[d] = (std, complete.astype(np.float64))
+        for d in DIRECTIONS:
+            out.append(Metric(("mrv", d), _ratio_rows([parts[d]]), _masked_mean))
+        out.append(Metric(("mrv", "mean"), _ratio_rows([parts[d] for d in DIRECTIONS]), _masked_mean))
     return out
 
 
@@ -164,7 +171,10 @@ def summarize(rs: RankSet, n_resamples: int = 1000, alpha: float = 0.05, seed: i
             raise _undefined(metric, err) from err
         _put(tree, metric.key, {"value": value, "low": low, "high": high})
     if rs.mrv_languages:
-        tree["mrv"] = {"languages": list(rs.mrv_languages), "kind": MRV_KIND, **tree["mrv"]}
+        excluded = rs.mrv_excluded()
+        tree["mrv"] = {"languages": list(rs.mrv_languages), "kind": MRV_KIND,
+                       "instances": rs.n_images - len(excluded), "excluded": excluded[:100],
+                       "n_excluded": len(excluded), **tree["mrv"]}
     else:
         tree["mrv"] = None
     return tree

@@ -146,3 +146,43 @@ class ImageEncoder(nn.Module):
         if not self.has_cls:
             x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1)
         return x
+
+
+def _window_of(table_rows: int) -> int:
+    side = round(table_rows ** 0.5)
+    if side * side != table_rows or side % 2 == 0:
+        raise ValueError(f"a relative position table of {table_rows} rows is not (2w-1)^2")
+    return (side + 1) // 2
+
+
+def resize_image_weights(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> list[str]:
+    """Fit resolution-dependent image weights of ``state`` to ``expected``'s shapes, in place.
+
+    Fine-tuning runs at a higher resolution than pre-training (the paper: 224
+    px pre-training, 384 px fine-tuning with Swin window 12 instead of 7), as
+    X-VLM and timm do: Swin's relative position bias tables are interpolated
+    to the new window, a ViT's absolute position embedding to the new grid.
+    Other shapes are left alone, so a genuine architecture mismatch is still
+    refused by the caller. Returns one line for each tensor resized.
+    """
+    from timm.layers import resample_abs_pos_embed, resize_rel_pos_bias_table
+
+    notes = []
+    for key, want in expected.items():
+        have = state.get(key)
+        if have is None or tuple(have.shape) == tuple(want.shape):
+            continue
+        if key.endswith("relative_position_bias_table") and have.ndim == 2 and have.shape[1] == want.shape[1]:
+            old, new = _window_of(have.shape[0]), _window_of(want.shape[0])
+            state[key] = resize_rel_pos_bias_table(have, (new, new), tuple(want.shape), (old, old)).to(have.dtype)
+            notes.append(f"{key}: window {old} -> {new}")
+        elif key.endswith("pos_embed") and have.ndim == 3 and have.shape[2] == want.shape[2]:
+            new_grid = int(want.shape[1] ** 0.5)
+            prefix = want.shape[1] - new_grid * new_grid
+            old_grid = int(round((have.shape[1] - prefix) ** 0.5))
+            if old_grid * old_grid + prefix != have.shape[1]:
+                continue
+            state[key] = resample_abs_pos_embed(have, [new_grid, new_grid], [old_grid, old_grid],
+                                                num_prefix_tokens=prefix).to(have.dtype)
+            notes.append(f"{key}: grid {old_grid}x{old_grid} -> {new_grid}x{new_grid}")
+    return notes

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from safetensors.torch import load_file
 from ccrk.config import ConfigError, section
 from ccrk.data.manifest import read_manifest
 from ccrk.models import CCRModel, save_model
+from ccrk.models.image import resize_image_weights
 from ccrk.models.io import WEIGHTS_FILE, read_model_config
 from ccrk.tokenizer import load_tokenizer
 from ccrk.train.builders import (
@@ -55,6 +57,8 @@ from ccrk.train.engine import Engine
 from ccrk.train.monitor import JsonLines
 from ccrk.train.trainer import Trainer
 from ccrk.train.validate import validate
+
+log = logging.getLogger(__name__)
 
 REGIMES: tuple[str, ...] = ("zero_shot", "single_language", "all_languages", "few_shot")
 
@@ -120,6 +124,8 @@ def load_pretrained(model: CCRModel, source: str | os.PathLike[str]) -> None:
     source = Path(source)
     state = _read_weights(source)
     expected = model.state_dict()
+    for note in resize_image_weights(state, expected):  # e.g. 224 px pre-training -> 384 px fine-tuning
+        log.info("--pretrained %s: resized %s", source, note)
     aliases = _tied_aliases(expected)
     missing = [k for k in expected if k not in state and not (k in aliases and aliases[k] in state)]
     unexpected = [k for k in state if k not in expected]
