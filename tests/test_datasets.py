@@ -548,3 +548,25 @@ def test_prepare_cli_writes_manifests_and_checks_images(data_root: Path, tmp_pat
     assert main(["prepare", "--dataset", "xflickrco", "--root", str(data_root), "--out", str(out),
                  "--check-images"]) == 0
     assert (data_root / "mscoco/images/val2014/COCO_val2014_000000391895.jpg").is_file()
+
+
+def test_download_rule_checks_a_manual_source_and_stamps_it_once_filled(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """What the workflow's `download` job runs for data behind a form: fail naming the directory, then stamp."""
+    root, stamp = tmp_path / "data", tmp_path / "data" / ".ccrk" / "coco-cn.json"
+    args = ["download", "--source", "coco-cn", "--root", str(root), "--stamp", str(stamp)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"fill directory: {root / 'mscoco' / 'coco-cn'}" in err and "coco-cn_test.txt" in err
+    assert not stamp.exists()
+    folder = root / "mscoco" / "coco-cn" / "coco-cn-version1805v1.1"
+    folder.mkdir(parents=True)
+    for name in ("coco-cn_train.txt", "coco-cn_val.txt", "coco-cn_test.txt", "imageid.human-written-caption.txt"):
+        (folder / name).write_text("x\n", encoding="utf-8")
+    assert main(args) == 0
+    record = json.loads(stamp.read_text(encoding="utf-8"))
+    assert record["sources"] == [{"source": "coco-cn", "manual": True, "files": [],
+                                  "checked_directory": "mscoco/coco-cn"}]
+    # the corpus list is a manual source too
+    assert main(["download", "--source", "cc3m-urls", "--root", str(root)]) == 1
+    assert "Train_GCC-training.tsv" in capsys.readouterr().err

@@ -116,8 +116,9 @@ def test_profile_slurm_resolves_from_the_root_and_sends_gpu_rules_to_the_slurm_l
     assert "--launcher local" not in out
 
 
-def test_lint_is_clean(workdir: Path) -> None:
-    result = _snakemake(workdir, "--lint")
+@pytest.mark.parametrize("configfile", [[], ["--configfile", "config/paper.yaml"]], ids=["embedded", "paper"])
+def test_lint_is_clean(workdir: Path, configfile: list[str]) -> None:
+    result = _snakemake(workdir, "--lint", *configfile)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
