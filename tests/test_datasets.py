@@ -469,7 +469,8 @@ def test_registry_pins_and_dataset_groups() -> None:
     assert iglue and all("/43cbac91513388d40b2c6d93925f00ca9fc08a98/" in u for u in iglue)
     m30k = [u for u in urls if "multi30k/dataset" in u]
     assert len(m30k) == 3 + 12 and all("/a3d2e0d26b56f3846f66a952536ffed4e401d05a/" in u for u in m30k)
-    assert all(f.sha256 is None for s in SOURCES.values() for f in s.files)  # none published upstream
+    # none published upstream: only files fetched from a pinned commit carry a (measured) checksum
+    assert all("/43cbac9" in f.url or "/a3d2e0d" in f.url for s in SOURCES.values() for f in s.files if f.sha256)
     xf = [f.path for f in SOURCES["iglue-xflickrco"].files]
     assert {f"xflickrco/annotations/{lang}/test.jsonl" for lang in xflickrco.LANGUAGES} <= set(xf)
     assert "xflickrco/annotations/de/train_100.jsonl" in xf
@@ -570,3 +571,18 @@ def test_download_rule_checks_a_manual_source_and_stamps_it_once_filled(tmp_path
     # the corpus list is a manual source too
     assert main(["download", "--source", "cc3m-urls", "--root", str(root)]) == 1
     assert "Train_GCC-training.tsv" in capsys.readouterr().err
+
+
+def test_registry_checksums_are_those_of_the_pinned_files(fixtures_dir: Path) -> None:
+    """Every SHA-256 in the registry was measured: recompute it from the byte-for-byte fixture copies."""
+    from ccrk.datasets.download import KNOWN_FILES, SOURCES, file_sha256
+
+    local = {"xflickrco/annotations": fixtures_dir / "iglue" / "xFlickrCO" / "annotations",
+             "flickr30k/annotations": fixtures_dir / "iglue" / "flickr30k" / "annotations",
+             "multi30k/task1": fixtures_dir / "multi30k" / "task1"}
+    pinned = {remote.path: remote for source in SOURCES.values() for remote in source.files if remote.sha256}
+    assert set(pinned) == set(KNOWN_FILES) and len(pinned) == 19
+    for path, remote in pinned.items():
+        prefix = next(p for p in local if path.startswith(p + "/"))
+        copy = local[prefix] / path[len(prefix) + 1:]
+        assert (file_sha256(copy), copy.stat().st_size) == (remote.sha256, remote.size), path

@@ -280,3 +280,16 @@ def test_the_paper_config_sections_validate() -> None:
             merged = {**cfg["finetune"], "train": {**cfg["finetune"]["train"], **((extra or {}).get("train") or {})}}
             FinetuneConfig.from_dict(merged).train_config(cfg["train"])
         EvalOptions.from_config({**cfg["evaluate"], **bench["evaluate"]})
+
+
+def test_the_workflow_and_ccrk_agree_on_what_each_dataset_downloads() -> None:
+    """common.smk lists each dataset's sources for its prepare rule; they must be ccrk's registry's."""
+    import ast
+
+    from ccrk.datasets.download import DATASET_SOURCES, SOURCES
+
+    text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    start = text.index("DATASET_SOURCES = {") + len("DATASET_SOURCES = ")
+    in_workflow = ast.literal_eval(text[start:text.index("\n}\n", start) + 2])  # Snakemake syntax is not Python
+    assert {k: tuple(v) for k, v in in_workflow.items()} == DATASET_SOURCES
+    assert "cc3m-urls" in SOURCES and SOURCES["cc3m-urls"].manual

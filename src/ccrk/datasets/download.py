@@ -7,11 +7,12 @@ writes to ``<file>.part``, resumes it with an HTTP ``Range`` request, retries
 transient failures with exponential backoff, checks size and SHA-256 when
 the registry knows them, and only then renames the file into place.
 
-Checksums: the registry records a SHA-256 only where one was actually known;
-none of the upstream projects publishes one, so every ``sha256`` below is
-``None`` (and so is every ``size``) rather than a guess. Pin them once
-downloaded (``ccrk download`` prints the digest of each file it fetched;
-DVC then versions the bytes).
+Checksums: none of the upstream projects publishes one. The registry records
+a SHA-256 and size only where they were actually measured: the files fetched
+from a pinned Git commit (IGLUE, Multi30K) that are also kept byte for byte
+in ``tests/fixtures`` (:data:`KNOWN_FILES`; a test recomputes them). The
+others are ``None`` rather than a guess; ``ccrk download`` prints the digest
+of each file it fetches, and DVC then versions the bytes.
 
 Sources behind a login or a licence form are ``manual``: ``ccrk download``
 names the directory to fill and what it must contain, and
@@ -40,6 +41,49 @@ MULTI30K_COMMIT = "a3d2e0d26b56f3846f66a952536ffed4e401d05a"
 USER_AGENT = f"ccrk/{__version__} (research benchmark downloader; python-urllib)"
 #: HTTP statuses worth retrying: the server (or a proxy) may answer later.
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+#: SHA-256 and size of pinned-commit files, measured on the copies in tests/fixtures (local path -> value).
+KNOWN_FILES: dict[str, tuple[str, int]] = {
+    "xflickrco/annotations/de/test.jsonl": (
+        "647785be2836736b0065199424898aeec964a5cc4b436ec26e371026e8509d87", 274250),
+    "xflickrco/annotations/de/train_1.jsonl": (
+        "d58a11b825d4ea7cd494e2f47a3ff570c3eda298e8782bf766c9133b0b667924", 115),
+    "xflickrco/annotations/de/train_10.jsonl": (
+        "8dbc1f56f6c6fa0d74dafb8505776c5c1d7d4ea171985719671f71cfb3fe5b1c", 1172),
+    "xflickrco/annotations/de/train_100.jsonl": (
+        "6c65edcab6de224a39e0081dfd5037f612fe8cb17c69a8d135c9a17cb49aa158", 11859),
+    "xflickrco/annotations/de/train_5.jsonl": (
+        "3bbdfe39c5e9990780b89a109111b713689677e24184e65d47864e7ff19551ec", 578),
+    "xflickrco/annotations/en/test.jsonl": (
+        "96f102fceef19da2d35a905a42970de88bd6d0d3d8182b05e496bb11a27ee6cd", 294122),
+    "xflickrco/annotations/ja/test.jsonl": (
+        "b5a08a6ce93a4184b94ff94c87e34794fee828d3414b85fe2b52bb8a19689636", 342667),
+    "xflickrco/annotations/zh/test.jsonl": (
+        "393319895e096f81e376460bcd1289d2664c592b2a9b6f3bf5bdc17c51499698", 263125),
+    "flickr30k/annotations/valid_ann.jsonl": (
+        "a438cca967f3c7f6af413fcd2cce4de0869dbc63b8f1d462d682b2b3230e25db", 411025),
+    "multi30k/task1/image_splits/test_2016_flickr.txt": (
+        "871e8ecafc66fb13e044ecccf669d04a865b4c58553227df86b933f0337a1563", 14756),
+    "multi30k/task1/image_splits/val.txt": (
+        "db26f03eaf833ec47bfaea129ed053b68cbcfc5d1f9a09c4cdf7c88fbfea7108", 14966),
+    "multi30k/task1/raw/test_2016_flickr.cs.gz": (
+        "200a4a74cc9560f051924abb9803be008d1908d77f747e9141aeb86dfd2797f1", 22572),
+    "multi30k/task1/raw/test_2016_flickr.de.gz": (
+        "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8", 22890),
+    "multi30k/task1/raw/test_2016_flickr.en.gz": (
+        "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9", 21077),
+    "multi30k/task1/raw/test_2016_flickr.fr.gz": (
+        "6d326e188d259fb1d04ac19eae3af956559b3a0b93d7635e56c90987c40c8b90", 22310),
+    "multi30k/task1/raw/val.cs.gz": (
+        "b63226e05c4bd5dd6a42897d74b86a1b9d2c31498252c572b1ea7f7996927fcc", 22096),
+    "multi30k/task1/raw/val.de.gz": (
+        "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a", 24681),
+    "multi30k/task1/raw/val.en.gz": (
+        "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28", 21650),
+    "multi30k/task1/raw/val.fr.gz": (
+        "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9", 23001),
+}
 
 
 class DownloadError(RuntimeError):
@@ -304,8 +348,10 @@ def _iglue(path: str, local: str, extract_to: str | None = None) -> RemoteFile:
     # github.com/<repo>/raw/<commit>/... redirects to the raw file, or to the
     # media server when a repository keeps a large file in Git LFS; the
     # raw.githubusercontent.com address would hand back the LFS pointer.
+    sha256, size = KNOWN_FILES.get(local, (None, None))
     return RemoteFile(
-        f"https://github.com/e-bug/iglue/raw/{IGLUE_COMMIT}/datasets/{path}", local, extract_to=extract_to
+        f"https://github.com/e-bug/iglue/raw/{IGLUE_COMMIT}/datasets/{path}", local, sha256=sha256, size=size,
+        extract_to=extract_to,
     )
 
 
@@ -335,8 +381,12 @@ def _multi30k_files() -> tuple[RemoteFile, ...]:
     from ccrk.datasets.multi30k import LANGUAGES, SPLITS
 
     base = f"https://github.com/multi30k/dataset/raw/{MULTI30K_COMMIT}/data/task1"
-    files = [RemoteFile(f"{base}/image_splits/{s}.txt", f"multi30k/task1/image_splits/{s}.txt") for s in SPLITS]
-    files += [RemoteFile(f"{base}/raw/{s}.{lang}.gz", f"multi30k/task1/raw/{s}.{lang}.gz")
+    def pinned(url: str, local: str) -> RemoteFile:
+        sha256, size = KNOWN_FILES.get(local, (None, None))
+        return RemoteFile(url, local, sha256=sha256, size=size)
+
+    files = [pinned(f"{base}/image_splits/{s}.txt", f"multi30k/task1/image_splits/{s}.txt") for s in SPLITS]
+    files += [pinned(f"{base}/raw/{s}.{lang}.gz", f"multi30k/task1/raw/{s}.{lang}.gz")
               for s in SPLITS for lang in LANGUAGES]
     return tuple(files)
 
