@@ -323,3 +323,33 @@ def test_figures_without_mrv_are_drawn_and_deterministic(tmp_path) -> None:
     assert sorted(p.name for p in first) == sorted(f"{n}.{e}" for n in FIGURES for e in ("png", "pdf"))
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_table1_fills_the_wit_multi30k_and_coco_columns(tmp_path) -> None:
+    """The paper DAG's other datasets: per-language mR (Multi30K, COCO), WIT R@1, MRV only where defined."""
+    m = tmp_path / "m"
+    docs = {}
+    runs = {("multi30k", "zero_shot"): (["en", "de", "fr", "cs"], ["en", "de", "fr", "cs"]),
+            ("multi30k", "single_language.de"): (["de"], []),
+            ("wit", "zero_shot"): (["ar", "en", "ja"], []),
+            ("mscoco", "zero_shot"): (["en", "ja", "zh"], []),
+            ("mscoco", "single_language.ja"): (["ja"], [])}
+    for (dataset, setting), (langs, mrv) in runs.items():
+        docs[dataset, setting] = write_run(m / dataset / setting / "one_to_k" / "seed0",
+                                           _rankset("one_to_k", len(setting), langs, mrv))
+    t1 = build_table1(discover(m)).frame
+    rep = t1[t1.source == "reproduced"].set_index("setting")
+    for col in ("m30k_de", "m30k_mrv4", "wit_ir", "wit_tr", "coco_ja", "coco_zh"):
+        assert col in t1.columns, col
+
+    def cell(stat):
+        return f"{stat['value']:.2f} [{stat['low']:.2f}, {stat['high']:.2f}]"
+
+    zs, single = rep.loc["zero_shot"], rep.loc["few_shot_or_single_language"]
+    assert zs.m30k_de == cell(docs["multi30k", "zero_shot"]["per_language"]["de"]["mR"])
+    assert zs.m30k_mrv4 == cell(docs["multi30k", "zero_shot"]["mrv"]["mean"])
+    assert zs.wit_ir == cell(docs["wit", "zero_shot"]["average"]["t2i"]["R@1"])
+    assert zs.coco_zh == cell(docs["mscoco", "zero_shot"]["per_language"]["zh"]["mR"])
+    assert single.m30k_de == cell(docs["multi30k", "single_language.de"]["per_language"]["de"]["mR"])
+    assert single.coco_ja == cell(docs["mscoco", "single_language.ja"]["per_language"]["ja"]["mR"])
+    assert single.m30k_mrv4 == "" and single.m30k_en == ""
