@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 # Rules call the `ccrk` command: make the venv's one the first on the PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install reproduce synth tokenizer test lock clean
+.PHONY: install reproduce synth tokenizer test test-slurm slurm-up slurm-down lock clean
 
 install: $(STAMP)
 
@@ -30,8 +30,20 @@ $(STAMP): pyproject.toml requirements/lock.txt
 reproduce: install
 	$(BIN)/snakemake --configfile $(CONFIG)
 
+## The suite without the tests that need a running Slurm.
 test: install
-	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 -m "not slurm" $(PYTEST_ARGS)
+
+## The tests marked `slurm`, against a real single-node Slurm on localhost (root; Debian packages).
+## One at a time: they share the cluster's two CPUs and two fake GPUs.
+test-slurm: install slurm-up
+	CCRK_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q -p no:xdist -m slurm $(PYTEST_ARGS)
+
+slurm-up:
+	tests/slurm/local-slurm.sh start
+
+slurm-down:
+	tests/slurm/local-slurm.sh stop
 
 ## Re-pin requirements/lock.txt from the current environment.
 lock: install

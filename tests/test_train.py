@@ -64,13 +64,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def bench(tmp_path_factory) -> dict[str, Path]:
+def build_bench(root: Path) -> dict[str, Path]:
+    """48 pre-training images, a tokenizer and the config of this module's runs, under ``root``."""
     from ccrk.synth.config import SynthConfig
     from ccrk.synth.generate import generate
     from ccrk.tokenizer import manifest_texts, train_tokenizer
 
-    root = tmp_path_factory.mktemp("train_bench")
     synth = root / "synth"
     generate(SynthConfig.from_dict({"images": {"pretrain": 48, "train": 24, "val": 16, "test": 8},
                                     "few_shot": [1, 5], "languages": ["en", "de", "ja"]}), synth)
@@ -78,6 +77,11 @@ def bench(tmp_path_factory) -> dict[str, Path]:
     config = {"model": MODEL, "objective": {"weights": {"itc": 1, "itm": 1, "mlm": 1}}, "train": TRAIN}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     return {"root": root, "synth": synth, "tok": root / "tok", "config": root / "config.yaml"}
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory) -> dict[str, Path]:
+    return build_bench(tmp_path_factory.mktemp("train_bench"))
 
 
 def _pretrain_cmd(bench: dict[str, Path], out: Path, *extra: str, config: Path | None = None) -> list[str]:

@@ -75,6 +75,41 @@ class SlurmParams:
         return params
 
 
+@dataclass
+class RestartableJob:
+    """GPU work that is correct to run again from the start (atomic outputs, or resumable by itself).
+
+    ``ccrk evaluate`` writes its outputs atomically and ``ccrk translate``
+    skips finished shards, so after a pre-emption or time-out submitit's
+    requeue simply calls it again. ``fn`` must be a module-level function
+    (the job is pickled to reach the compute node).
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> Any:
+        return self.fn(*self.args, **self.kwargs)
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(RestartableJob(self.fn, self.args, dict(self.kwargs)))
+
+
+def stderr_line(message: str) -> None:
+    """A picklable progress callback: one line to stderr (the Slurm job's .err file, or the rule log)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def launch_from_args(job: Callable[[], T], args: argparse.Namespace, config: dict[str, Any] | None,
+                     name: str) -> T:
+    """``launch`` with the launcher and Slurm parameters a command was given (``add_launcher_args``)."""
+    slurm = slurm_params_from_args(args, config) if args.launcher == "slurm" else None
+    return launch(job, launcher=args.launcher, slurm=slurm, name=name)
+
+
 def run_local(job: Callable[[], T]) -> T:
     return job()
 
@@ -103,7 +138,8 @@ def run_slurm(job: Callable[[], T], params: SlurmParams, name: str, log: Callabl
 
     previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        result = submitted.result()
+        # One result a task (a multi-GPU job runs one task a GPU); rank 0's is the run's.
+        result = submitted.results()[0]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -110,6 +110,13 @@ def settings_for(dataset):
     return benchmark(dataset).get("settings") or SETTINGS
 
 
+def launch_flags(rule):
+    """Slurm parameters of one GPU rule: `launch.slurm`, then `launch.<rule>` over it (ccrk reads launch.slurm)."""
+    launch = config.get("launch") or {}
+    slurm = deep_merge(launch.get("slurm"), launch.get(rule))
+    return f"--launcher {LAUNCHER} {section_flags('launch', {'slurm': slurm} if slurm else {})}".strip()
+
+
 def thread_env(threads):
     """Pin the math libraries to the job's threads, so parallel jobs do not oversubscribe the cores."""
     return f"OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"

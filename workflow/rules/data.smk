@@ -127,6 +127,7 @@ rule translate:
         settings=config_overrides("translate"),
         shards=lambda wildcards, input: os.path.dirname(input[0]),
         out=lambda wildcards, output: os.path.dirname(output[0]),
+        launcher=launch_flags("translate"),
         env=thread_env(JOB_THREADS),
     threads: JOB_THREADS
     resources:
@@ -136,4 +137,4 @@ rule translate:
     conda:
         CONDA_ENV
     shell:
-        "{params.env} ccrk translate {params.settings} --shards {params.shards} --out {params.out} > {log} 2>&1"
+        "{params.env} ccrk translate {params.settings} --shards {params.shards} --out {params.out} {params.launcher} > {log} 2>&1"

@@ -14,6 +14,7 @@ rule evaluate:
         flags=evaluate_flags,
         tokenizer=lambda wildcards, input: os.path.dirname(input.tokenizer),
         image_root=lambda wildcards: dataset_image_root(wildcards.dataset),
+        launcher=launch_flags("evaluate"),
         env=thread_env(JOB_THREADS),
     threads: JOB_THREADS
     resources:
@@ -24,7 +25,7 @@ rule evaluate:
         CONDA_ENV
     shell:
         "{params.env} ccrk evaluate {params.settings} --model {params.model} --tokenizer {params.tokenizer}"
-        " --manifest {input.manifest} --image-root {params.image_root} {params.flags} --out {params.out} > {log} 2>&1"
+        " --manifest {input.manifest} --image-root {params.image_root} {params.flags} --out {params.out} {params.launcher} > {log} 2>&1"
 
 
 rule compare:

@@ -14,7 +14,7 @@ rule pretrain:
         out=lambda wildcards, output: os.path.dirname(os.path.dirname(output.model)),
         tokenizer=lambda wildcards, input: os.path.dirname(input.tokenizer),
         data=pretrain_data_flags(),
-        launcher=LAUNCHER,
+        launcher=launch_flags("pretrain"),
         env=thread_env(JOB_THREADS),
     threads: JOB_THREADS
     resources:
@@ -26,7 +26,7 @@ rule pretrain:
     shell:
         "{params.env} ccrk pretrain {params.settings} {params.data}"
         " --tokenizer {params.tokenizer} --objective {wildcards.objective} --seed {wildcards.seed}"
-        " --out {params.out} --resume --no-progress --launcher {params.launcher} > {log} 2>&1"
+        " --out {params.out} --resume --no-progress {params.launcher} > {log} 2>&1"
 
 
 rule finetune:
@@ -48,7 +48,7 @@ rule finetune:
         flags=finetune_flags,
         tokenizer=lambda wildcards, input: os.path.dirname(input.tokenizer),
         image_root=lambda wildcards: dataset_image_root(wildcards.dataset),
-        launcher=LAUNCHER,
+        launcher=launch_flags("finetune"),
         env=thread_env(JOB_THREADS),
     threads: JOB_THREADS
     resources:
@@ -61,4 +61,4 @@ rule finetune:
         "{params.env} ccrk finetune {params.settings} --pretrained {params.pretrained} {params.flags}"
         " --train-manifest {input.train} --val-manifest {input.val} --image-root {params.image_root}"
         " --tokenizer {params.tokenizer} --seed {wildcards.seed} --out {params.out} --resume --no-progress"
-        " --launcher {params.launcher} > {log} 2>&1"
+        " {params.launcher} > {log} 2>&1"

@@ -40,8 +40,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
     given = dict(section(load_config(args.config, args.overrides), "translate"))
     if args.model is not None:
         given["model"] = str(args.model)
+    from ccrk.launch import RestartableJob, launch_from_args
+
     cfg = TranslateConfig.from_dict(given)
-    report = translate_shards(args.shards, args.out, cfg)
+    # Resumable by itself (finished shards are skipped), so a requeued job just runs again.
+    report = launch_from_args(RestartableJob(translate_shards, (args.shards, args.out, cfg)), args,
+                              load_config(args.config, args.overrides), "translate")
     print(json.dumps(report, indent=2))
     return 0
 
@@ -88,6 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=Path, required=True, help="a shard directory or .tar")
     p.add_argument("--out", type=Path, required=True, help="captions directory: <shard stem>.jsonl per shard")
     p.add_argument("--model", default=None, help="overrides translate.model (hub name or local directory)")
+    from ccrk.launch import add_launcher_args
+
+    add_launcher_args(p)
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("shards", help="write a manifest as webdataset shards (image bytes + captions JSON)")

@@ -34,17 +34,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         num_workers=args.num_workers,
     )
+    from ccrk.launch import RestartableJob, launch_from_args, stderr_line
+
     start = time.perf_counter()
-    metrics = evaluate(
-        args.model,
-        args.tokenizer,
-        args.manifest,
-        args.out,
-        options,
-        image_root=args.image_root,
-        config=config,
-        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
-    )
+    job = RestartableJob(evaluate, (args.model, args.tokenizer, args.manifest, args.out, options),
+                         {"image_root": args.image_root, "config": config, "progress": stderr_line})
+    metrics = launch_from_args(job, args, config, f"evaluate-{Path(args.out).name}")
     print(format_summary(metrics))
     print(f"\nwrote {args.out / METRICS_FILE} and {args.out / RANKS_FILE} in {time.perf_counter() - start:.1f} s")
     return 0
@@ -94,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="run directory for metrics.json and ranks.npz (replaced atomically)"
     )
+    from ccrk.launch import add_launcher_args
+
+    add_launcher_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compare", help="paired bootstrap of two evaluate runs: A - B in R@1, mR and MRV with CI and p")

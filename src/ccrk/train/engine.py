@@ -39,6 +39,9 @@ from ccrk.train.seeding import capture_rng_state, restore_rng_state, seed_global
 
 #: Test hook: SIGKILL the process right after this optimiser step (and its checkpoint, if one is due).
 KILL_AFTER_STEP_ENV = "CCRK_TRAIN_KILL_AFTER_STEP"
+#: Test hook: after this step (and its checkpoint) wait to be pre-empted, in a job's first run only
+#: (``SLURM_RESTART_COUNT`` unset or 0) - so a test can requeue a Slurm job at a known point.
+PAUSE_AFTER_STEP_ENV = "CCRK_TRAIN_PAUSE_AFTER_STEP"
 
 
 @dataclass
@@ -310,6 +313,9 @@ class Engine:
         st, plan, cfg = self.state, self.plan, self.cfg
         kill_after = os.environ.get(KILL_AFTER_STEP_ENV, "").strip()
         kill_after_step = int(kill_after) if kill_after else None
+        pause_after = os.environ.get(PAUSE_AFTER_STEP_ENV, "").strip()
+        first_run = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) == 0
+        pause_after_step = int(pause_after) if pause_after and first_run else None
         self.objective.train()
         iterator = iter(self._loader(epoch))
         totals: dict[str, torch.Tensor] = {}
@@ -335,6 +341,9 @@ class Engine:
                     self.save()
                 if kill_after_step is not None and st.step == kill_after_step:
                     os.kill(os.getpid(), signal.SIGKILL)
+                if pause_after_step is not None and st.step == pause_after_step:
+                    say(f"pausing after step {st.step} ({PAUSE_AFTER_STEP_ENV}) until pre-empted")
+                    time.sleep(600)
         finally:
             del iterator  # shuts down loader workers promptly
 

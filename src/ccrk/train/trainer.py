@@ -10,6 +10,7 @@ makes them one data-parallel group.
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,12 @@ class Trainer:
         self.resume = resume
 
     def __call__(self) -> Path:
+        # A Slurm job requeued from outside (scontrol requeue, a node failure) reruns the submitted
+        # trainer as it was pickled, not its checkpoint() resubmission: resume in that case too.
+        if int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0 and not self.resume:
+            print(f"Slurm restart {os.environ['SLURM_RESTART_COUNT']}: resuming from the newest checkpoint",
+                  file=sys.stderr, flush=True)
+            self.resume = True
         device = self.device_setting()
         ctx = setup_distributed(device)
         try:
