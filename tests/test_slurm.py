@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -197,3 +198,34 @@ def test_cancelling_the_waiting_command_cancels_its_slurm_job(bench, tmp_path: P
     proc.communicate(timeout=120)
     assert proc.returncode != 0
     _wait(lambda: _sacct([job]).get(job, "").startswith("CANCELLED"), 60, "the job to be cancelled")
+
+
+def test_interrupting_snakemake_cancels_the_slurm_jobs_of_its_running_rules(tmp_path: Path) -> None:
+    (tmp_path / "wf").mkdir()
+    workdir = _copy_workflow(tmp_path / "wf")
+    _write_config(workdir, miniature(_config(workdir)))
+    env = {**_env(), "CCRK_TRAIN_PAUSE_AFTER_STEP": "1"}  # pre-training jobs wait, so there is a job to cancel
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", "slurm", "--cores", "2"], cwd=workdir,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def running_jobs() -> list[str]:
+            ids = []
+            for log in (workdir / "logs" / "pretrain").rglob("*.log") if (workdir / "logs" / "pretrain").is_dir() else []:
+                found = SUBMITTED.search(log.read_text())
+                if found:
+                    ids.append(found.group(2))
+            return [j for j in ids if _sacct([j]).get(j) == "RUNNING"]
+
+        _wait(lambda: bool(running_jobs()), 300, "a pre-training Slurm job to run")
+        jobs = running_jobs()
+        # Ctrl-C in a terminal: SIGINT to the foreground process group, i.e. Snakemake and its rules' processes
+        # (Snakemake's local executor itself only waits for running rules).
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _wait(lambda: all(_sacct(jobs).get(j, "").startswith("CANCELLED") for j in jobs), 60,
+          f"jobs {jobs} to be cancelled")
+    assert not subprocess.run(["squeue", "-h", "-j", ",".join(jobs)], capture_output=True, text=True).stdout.strip()
