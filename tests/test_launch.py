@@ -56,3 +56,22 @@ def test_config_then_flags_and_bad_keys() -> None:
     assert (params.partition, params.gpus_per_node, params.additional) == ("a100", 8, {"exclude": "n1"})
     with pytest.raises(KeyError, match="launch.slurm.partiton"):
         SlurmParams.from_dict({"partiton": "x"})
+
+
+def test_single_device_work_runs_one_task_even_where_training_asks_for_more(monkeypatch) -> None:
+    import argparse
+
+    from ccrk import launch as launch_module
+
+    seen = {}
+    monkeypatch.setattr(launch_module, "launch", lambda job, launcher, slurm, name: seen.setdefault("p", slurm))
+    parser = argparse.ArgumentParser()
+    add_launcher_args(parser)
+    args = parser.parse_args(["--launcher", "slurm"])
+    config = {"launch": {"slurm": {"gpus_per_node": 8, "nodes": 2, "partition": "gpu"}}}
+    launch_module.launch_from_args(lambda: None, args, config, "evaluate", single_device=True)
+    assert (seen["p"].gpus_per_node, seen["p"].nodes, seen["p"].partition) == (1, 1, "gpu")
+    assert seen["p"].executor_parameters()["tasks_per_node"] == 1
+    seen.clear()
+    launch_module.launch_from_args(lambda: None, args, config, "pretrain")
+    assert seen["p"].executor_parameters()["tasks_per_node"] == 8

@@ -104,9 +104,18 @@ def stderr_line(message: str) -> None:
 
 
 def launch_from_args(job: Callable[[], T], args: argparse.Namespace, config: dict[str, Any] | None,
-                     name: str) -> T:
-    """``launch`` with the launcher and Slurm parameters a command was given (``add_launcher_args``)."""
+                     name: str, single_device: bool = False) -> T:
+    """``launch`` with the launcher and Slurm parameters a command was given (``add_launcher_args``).
+
+    ``single_device`` work (evaluation, translation) runs as one task on at
+    most one GPU even where ``launch.slurm`` asks for more for training: N
+    tasks would each redo the whole job and race on its outputs.
+    """
     slurm = slurm_params_from_args(args, config) if args.launcher == "slurm" else None
+    if slurm is not None and single_device and (slurm.gpus_per_node > 1 or slurm.nodes > 1):
+        print(f"{name}: one task on one GPU (launch asked for {slurm.nodes} node(s) x {slurm.gpus_per_node} GPUs)",
+              file=sys.stderr, flush=True)
+        slurm.gpus_per_node, slurm.nodes = 1, 1
     return launch(job, launcher=args.launcher, slurm=slurm, name=name)
 
 

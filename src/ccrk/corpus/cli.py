@@ -45,7 +45,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     cfg = TranslateConfig.from_dict(given)
     # Resumable by itself (finished shards are skipped), so a requeued job just runs again.
     report = launch_from_args(RestartableJob(translate_shards, (args.shards, args.out, cfg)), args,
-                              load_config(args.config, args.overrides), "translate")
+                              load_config(args.config, args.overrides), "translate", single_device=True)
     print(json.dumps(report, indent=2))
     return 0
 

@@ -39,7 +39,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     job = RestartableJob(evaluate, (args.model, args.tokenizer, args.manifest, args.out, options),
                          {"image_root": args.image_root, "config": config, "progress": stderr_line})
-    metrics = launch_from_args(job, args, config, f"evaluate-{Path(args.out).name}")
+    metrics = launch_from_args(job, args, config, f"evaluate-{Path(args.out).name}", single_device=True)
     print(format_summary(metrics))
     print(f"\nwrote {args.out / METRICS_FILE} and {args.out / RANKS_FILE} in {time.perf_counter() - start:.1f} s")
     return 0
