@@ -127,3 +127,36 @@ def test_ccrk_translate_runs_a_real_m2m100_offline(shards, tmp_path):
 
     proc = subprocess.run(cmd[:-2] + ["--set", "translate.beams=2"], env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "translate.beams" in proc.stderr
+
+
+def test_the_workflow_translate_rule_runs_on_shards_with_a_local_model(shards, tmp_path):
+    """The paper DAG's `translate` rule itself, on crawled shards in place, with the tiny model."""
+    import shutil
+
+    import yaml
+
+    from test_workflow import _copy_workflow, _snakemake
+
+    model = tmp_path / "m2m100-tiny"
+    _tiny_m2m100(model)
+    (tmp_path / "wf").mkdir()
+    workdir = _copy_workflow(tmp_path / "wf")
+    crawled = workdir / "data" / "cc3m" / "shards"
+    shutil.copytree(shards, crawled)
+    stamp = workdir / "data" / ".ccrk" / "cc3m-urls.json"
+    stamp.parent.mkdir(parents=True)
+    stamp.write_text("{}\n")
+    (crawled / "fetch_done.json").write_text("{}\n")
+    os.utime(stamp, (1_000_000_000, 1_000_000_000))  # older than the crawl it fed
+    overlay = {"translate": {"model": str(model), "languages": ["en", "de", "ja"], "batch_size": 3, "max_length": 8,
+                             "num_beams": 1, "device": "cpu", "precision": "fp32"}}
+    (workdir / "local.yaml").write_text(yaml.safe_dump(overlay))
+    target = "resources/corpus/captions/translate_report.json"
+    result = _snakemake(workdir, target, "--cores", "1", "--configfile", "config/paper.yaml", "local.yaml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "rule translate:" in result.stdout + result.stderr and "rule corpus:" not in result.stdout + result.stderr
+    report = json.loads((workdir / target).read_text())
+    assert report["samples"] == 7 and report["translated_shards"] == 2
+    got = read_shard_corpus(crawled, captions_dir=workdir / "resources" / "corpus" / "captions",
+                            require_languages=["en", "de", "ja"])
+    assert len(got.records) == 7
