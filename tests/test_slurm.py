@@ -117,7 +117,12 @@ def _slurm_flags(folder: Path, *extra: str) -> list[str]:
     return ["--launcher", "slurm", "--slurm-folder", str(folder / "%j"), "--slurm-timeout-min", "20", *extra]
 
 
-def test_a_requeued_pretraining_job_resumes_to_the_uninterrupted_weights(bench, tmp_path: Path) -> None:
+@pytest.mark.parametrize("interruption", ["requeue", "timeout"])
+def test_a_requeued_pretraining_job_resumes_to_the_uninterrupted_weights(bench, tmp_path: Path,
+                                                                          interruption: str) -> None:
+    """`scontrol requeue` (pre-emption from outside: the job reruns as submitted) and a time-out (submitit's
+    USR2 handler calls Trainer.checkpoint() and requeues the resubmission) both end with the weights of a
+    run that was never interrupted."""
     reference = tmp_path / "reference"
     _run(_pretrain_cmd(bench, reference))
 
@@ -137,14 +142,21 @@ def test_a_requeued_pretraining_job_resumes_to_the_uninterrupted_weights(bench, 
         _wait(lambda: any((tmp_path / "slurm" / job).glob("*_log.err")) and "pausing after step 8" in
               next((tmp_path / "slurm" / job).glob("*_log.err")).read_text(), 300, "step 8")
         assert [p.name for p in sorted((out / "checkpoints").iterdir())][-1] == "step_0000008.pt"
-        subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
+        if interruption == "requeue":
+            subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
+        else:  # what Slurm sends ahead of the time limit (submitit's own test hook does the same)
+            subprocess.run(["scancel", job, "--signal", "USR2"], check=True, timeout=30)
         stdout, stderr = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr[-3000:]
     err = next((tmp_path / "slurm" / job).glob("*_log.err")).read_text()
-    assert "Slurm restart 1: resuming" in err and "resumed from" in err and "step_0000008.pt" in err
+    assert "resumed from" in err and "step_0000008.pt" in err
+    if interruption == "requeue":
+        assert "Slurm restart 1: resuming" in err
+    else:  # submitit's handler resubmitted Trainer.checkpoint()'s resume=True trainer
+        assert "Caught signal SIGUSR2" in err and "Slurm restart 1: resuming" not in err, err[-2000:]
     ref = load_file(str(reference / "model" / "model.safetensors"))
     got = load_file(str(out / "model" / "model.safetensors"))
     for key in ref:
