@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,6 +115,14 @@ def test_profile_slurm_resolves_from_the_root_and_sends_gpu_rules_to_the_slurm_l
     out = result.stdout + result.stderr
     assert "--objective one_to_k" in out and "--launcher slurm" in out
     assert "--launcher local" not in out
+    gpu_rules = [line for line in out.splitlines() if re.search(r"ccrk (pretrain|finetune|evaluate) ", line)]
+    assert gpu_rules and all("--launcher slurm" in line for line in gpu_rules)
+    light = [line for line in out.splitlines() if re.search(r"ccrk (synth|tokenizer|compare|tables|figures) ", line)]
+    assert light and not any("--launcher" in line for line in light)
+    paper = _snakemake(workdir, "--profile", "slurm", "-n", "-p", "--configfile", "config/paper.yaml")
+    assert paper.returncode == 0, paper.stderr[-3000:]
+    translate = next(line for line in (paper.stdout + paper.stderr).splitlines() if "ccrk translate " in line)
+    assert "--launcher slurm" in translate
 
 
 @pytest.mark.parametrize("configfile", [[], ["--configfile", "config/paper.yaml"]], ids=["embedded", "paper"])
