@@ -61,6 +61,22 @@ def _check_languages(languages: Sequence[str]) -> list[str]:
     return langs
 
 
+def draw_captions(captions: dict[str, list[str]], languages: Sequence[str],
+                  generator: torch.Generator) -> tuple[dict[str, str], str]:
+    """One caption a language (uniform among several) and the cross-modal language, from ``generator``.
+
+    The draw order is fixed (captions in configured order, then the modal
+    language) and the transform draws after it, so every dataset that uses
+    this one function gives the same sample for the same generator.
+    """
+    counts = torch.tensor([len(captions[lang]) for lang in languages], dtype=torch.float64)
+    picks = (torch.rand(len(languages), generator=generator, dtype=torch.float64) * counts).long()
+    picks = torch.minimum(picks, counts.long() - 1).tolist()
+    chosen = {lang: captions[lang][j] for lang, j in zip(languages, picks)}
+    modal_lang = languages[int(torch.randint(len(languages), (), generator=generator))]
+    return chosen, modal_lang
+
+
 class CaptionDataset(Dataset):
     """Image-caption records -> one image and one caption per configured language.
 
@@ -117,12 +133,7 @@ class CaptionDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self.records)} records")
         record = self.records[index]
         generator = sample_generator(self.seed, self.epoch, index)
-        # Fixed draw order: captions (configured order), the modal language, then the transform.
-        counts = torch.tensor([len(record.captions[lang]) for lang in self.languages], dtype=torch.float64)
-        picks = (torch.rand(len(self.languages), generator=generator, dtype=torch.float64) * counts).long()
-        picks = torch.minimum(picks, counts.long() - 1).tolist()
-        captions = {lang: record.captions[lang][j] for lang, j in zip(self.languages, picks)}
-        modal_lang = self.languages[int(torch.randint(len(self.languages), (), generator=generator))]
+        captions, modal_lang = draw_captions(record.captions, self.languages, generator)
         if self.image_reader is not None:  # e.g. ccrk.data.shards.ShardImages: bytes from inside a tar
             image = self.image_reader(record)
         else:

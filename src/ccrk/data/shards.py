@@ -30,7 +30,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ccrk.atomic import atomic_open
-from ccrk.data.dataset import PairedTransform, _check_languages, _seed_from, sample_generator
+from ccrk.data.dataset import PairedTransform, _check_languages, _seed_from, draw_captions, sample_generator
 from ccrk.data.manifest import ManifestError, Record
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -404,12 +404,7 @@ class ShardStream(IterableDataset):
 
     def _sample(self, key: str, data: bytes, captions: dict[str, list[str]], n: int) -> dict[str, Any]:
         generator = sample_generator(self.seed, self.epoch, n)
-        # Same draw order as CaptionDataset: captions, the modal language, then the transform.
-        counts = torch.tensor([len(captions[lang]) for lang in self.languages], dtype=torch.float64)
-        picks = (torch.rand(len(self.languages), generator=generator, dtype=torch.float64) * counts).long()
-        picks = torch.minimum(picks, counts.long() - 1).tolist()
-        chosen = {lang: captions[lang][j] for lang, j in zip(self.languages, picks)}
-        modal_lang = self.languages[int(torch.randint(len(self.languages), (), generator=generator))]
+        chosen, modal_lang = draw_captions(captions, self.languages, generator)
         with Image.open(io.BytesIO(data)) as img:
             image = img.convert("RGB")
         tensor, chosen = self.transform(image, chosen, generator)
@@ -430,5 +425,3 @@ def _shuffled(items: Iterator[Any], size: int, generator: torch.Generator) -> It
         j = int(torch.randint(len(buffer), (), generator=generator))
         yield buffer.pop(j)
 
-
-ImageOpener = Callable[[Record], Image.Image]
