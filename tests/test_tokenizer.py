@@ -1,7 +1,6 @@
 """The embedded tokenizer: trained on every language, loads like xlm-roberta, never emits <unk>."""
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest

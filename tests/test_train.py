@@ -7,7 +7,6 @@ chosen point through the trainer's test hooks.
 """
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import subprocess
@@ -529,7 +528,6 @@ def test_finetune_killed_before_validation_resumes_to_the_same_selection(bench, 
 
 def test_finetuning_at_a_higher_resolution_resizes_swin_and_vit_position_tables(bench, tmp_path):
     """The paper pre-trains at 224 px (Swin window 7) and fine-tunes at 384 px (window 12)."""
-    from ccrk.models import save_model
     from ccrk.tokenizer import load_tokenizer
 
     tok = load_tokenizer(bench["tok"])

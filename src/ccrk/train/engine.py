@@ -331,7 +331,7 @@ class Engine:
                 window_steps += 1
                 if self._resumed_from is not None and st.step == self._resumed_from + 1:
                     age = _process_age()
-                    say(f"first step after resuming done" + (f", {age:.1f} s after process start" if age else ""))
+                    say("first step after resuming done" + (f", {age:.1f} s after process start" if age else ""))
                 done = st.step == plan.total_steps
                 if st.step % cfg.log_every == 0 or done or st.epoch_step == plan.steps_per_epoch:
                     postfix = self._log(totals, window_steps, time.perf_counter() - window_start)
