@@ -302,3 +302,10 @@ def test_the_workflow_and_ccrk_agree_on_what_each_dataset_downloads() -> None:
     in_workflow = ast.literal_eval(text[start:text.index("\n}\n", start) + 2])  # Snakemake syntax is not Python
     assert {k: tuple(v) for k, v in in_workflow.items()} == DATASET_SOURCES
     assert "cc3m-urls" in SOURCES and SOURCES["cc3m-urls"].manual
+    # the few-shot manifests the xFlickr&CO prepare rule declares are the ones ccrk writes
+    from ccrk.datasets import multi30k, xflickrco
+
+    start = text.index("XFLICKRCO_FEW_SHOT = ") + len("XFLICKRCO_FEW_SHOT = ")
+    few = ast.literal_eval(text[start:text.index("\n", start)])
+    assert few == {"languages": list(xflickrco.FEW_SHOT_LANGUAGES), "shots": [int(n) for n in xflickrco.FEW_SHOT_SIZES]}
+    assert sorted(multi30k.OUTPUT_NAMES.values()) == ["test", "train", "val"]
