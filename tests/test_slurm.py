@@ -89,8 +89,9 @@ def test_the_slurm_profile_runs_every_gpu_rule_as_a_slurm_job_with_the_local_res
         else:
             assert not found, f"{log}: the light rule {rule} should stay local"
     assert len(jobs) == 3 + 6 + 6, sorted(jobs)
-    states = _sacct(list(jobs.values()))
-    assert all(states.get(j) == "COMPLETED" for j in jobs.values()), states
+    # accounting records a job's end a moment after its rule has read the result
+    _wait(lambda: all(s == "COMPLETED" for s in _sacct(list(jobs.values())).values())
+          and len(_sacct(list(jobs.values()))) == len(jobs), 60, "sacct to record every job COMPLETED")
 
     # the same numbers as the local profile
     for metrics in sorted((local_dir / "results" / "metrics").rglob("metrics.json")):
@@ -162,9 +163,14 @@ def test_a_requeued_pretraining_job_resumes_to_the_uninterrupted_weights(bench, 
     for key in ref:
         assert torch.equal(ref[key], got[key]), f"{key} differs after the requeue"
     assert _metric_rows(out) == _metric_rows(reference)
-    restarts = subprocess.run(["sacct", "-n", "-X", "-P", "-D", "-o", "JobID,State", "-j", job],
-                              capture_output=True, text=True, timeout=60).stdout
-    assert "REQUEUED" in restarts and restarts.strip().endswith("COMPLETED"), restarts
+
+    def history() -> str:  # every run of the job (-D): the requeued one, then the completed one
+        return subprocess.run(["sacct", "-n", "-X", "-P", "-D", "-o", "JobID,State", "-j", job],
+                              capture_output=True, text=True, timeout=60).stdout.strip()
+
+    # accounting records the end a moment after submitit has read the result
+    _wait(lambda: history().endswith("COMPLETED"), 60, f"sacct to record job {job} COMPLETED")
+    assert "REQUEUED" in history(), history()
 
 
 def test_a_job_asking_for_two_tasks_runs_two_process_ddp(bench, tmp_path: Path) -> None:
@@ -240,4 +246,6 @@ def test_interrupting_snakemake_cancels_the_slurm_jobs_of_its_running_rules(tmp_
             proc.kill()
     _wait(lambda: all(_sacct(jobs).get(j, "").startswith("CANCELLED") for j in jobs), 60,
           f"jobs {jobs} to be cancelled")
-    assert not subprocess.run(["squeue", "-h", "-j", ",".join(jobs)], capture_output=True, text=True).stdout.strip()
+    # and they leave the queue (after CG, "completing", while slurmd kills their processes)
+    _wait(lambda: not subprocess.run(["squeue", "-h", "-j", ",".join(jobs)], capture_output=True,
+                                     text=True).stdout.strip(), 60, f"jobs {jobs} to leave the queue")
