@@ -114,6 +114,18 @@ def bench(tmp_path_factory) -> dict[str, Path]:
     return build_bench(tmp_path_factory.mktemp("slurm_bench"))
 
 
+def _submitted_job(proc: subprocess.Popen) -> str:
+    """The Slurm job id a running `ccrk ... --launcher slurm` reports on its stderr."""
+    lines: list[str] = []
+
+    def submitted() -> bool:
+        lines.append(proc.stderr.readline())
+        return any(SUBMITTED.search(line) for line in lines)
+
+    _wait(submitted, 120, "the job to be submitted")
+    return next(SUBMITTED.search(line) for line in lines if SUBMITTED.search(line)).group(2)
+
+
 def _slurm_flags(folder: Path, *extra: str) -> list[str]:
     return ["--launcher", "slurm", "--slurm-folder", str(folder / "%j"), "--slurm-timeout-min", "20", *extra]
 
@@ -132,14 +144,7 @@ def test_a_requeued_pretraining_job_resumes_to_the_uninterrupted_weights(bench, 
     proc = subprocess.Popen(_pretrain_cmd(bench, out, *_slurm_flags(tmp_path / "slurm")), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lines: list[str] = []
-
-        def submitted() -> bool:
-            lines.append(proc.stderr.readline())
-            return any(SUBMITTED.search(line) for line in lines)
-
-        _wait(submitted, 120, "the job to be submitted")
-        job = next(SUBMITTED.search(line) for line in lines if SUBMITTED.search(line)).group(2)
+        job = _submitted_job(proc)
         _wait(lambda: any((tmp_path / "slurm" / job).glob("*_log.err")) and "pausing after step 8" in
               next((tmp_path / "slurm" / job).glob("*_log.err")).read_text(), 300, "step 8")
         assert [p.name for p in sorted((out / "checkpoints").iterdir())][-1] == "step_0000008.pt"
@@ -203,14 +208,7 @@ def test_cancelling_the_waiting_command_cancels_its_slurm_job(bench, tmp_path: P
     env = {**_env(), "CCRK_TRAIN_PAUSE_AFTER_STEP": "2"}
     proc = subprocess.Popen(_pretrain_cmd(bench, tmp_path / "run", *_slurm_flags(tmp_path / "slurm")), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-
-    def submitted() -> bool:
-        lines.append(proc.stderr.readline())
-        return any(SUBMITTED.search(line) for line in lines)
-
-    _wait(submitted, 120, "the job to be submitted")
-    job = next(SUBMITTED.search(line) for line in lines if SUBMITTED.search(line)).group(2)
+    job = _submitted_job(proc)
     _wait(lambda: _sacct([job]).get(job) == "RUNNING", 120, "the job to run")
     proc.terminate()
     proc.communicate(timeout=120)
