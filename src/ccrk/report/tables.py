@@ -371,6 +371,13 @@ def _interval_frames(
     return frame, display
 
 
+def _put_seed_mean(row: dict[str, Any], direction: str, metric: str, stats: Sequence[Stat]) -> None:
+    """The seed mean of ``stats`` as the columns ``_interval_frames`` reads: value, low, high, std, seeds."""
+    s = seed_mean(stats)
+    row |= {f"{direction} {metric}": s["value"], f"{direction} low": s["low"], f"{direction} high": s["high"],
+            f"{direction} std": s["std"], "seeds": s["seeds"]}
+
+
 def build_per_language(results: Results) -> Table:
     groups = _groups(results.runs)
     multi = any(len(g) > 1 for g in groups.values())
@@ -389,9 +396,7 @@ def build_per_language(results: Results) -> Table:
             row: dict[str, Any] = {"dataset": dataset, "setting": setting, "objective": objective, "language": label}
             for d in DIRECTIONS:
                 have = [r for r in runs if label.startswith("spread") or label in r.languages]
-                s = seed_mean([get(r, d) for r in have])
-                row |= {f"{d} R@1": s["value"], f"{d} low": s["low"], f"{d} high": s["high"], f"{d} std": s["std"]}
-                row["seeds"] = s["seeds"]
+                _put_seed_mean(row, d, "R@1", [get(r, d) for r in have])
             rows.append(row)
     frame, display = _interval_frames(rows, "language", DIRECTIONS, "R@1", multi)
     notes = _common_notes(results, multi)
@@ -418,9 +423,7 @@ def build_mrv(results: Results) -> Table:
             row: dict[str, Any] = {"dataset": dataset, "setting": setting, "objective": objective,
                                    "languages": ",".join(langs)}
             for d in MRV_DIRECTIONS:
-                s = seed_mean([r.stat("mrv", d) for r in same])
-                row |= {f"{d} MRV": s["value"], f"{d} low": s["low"], f"{d} high": s["high"], f"{d} std": s["std"]}
-                row["seeds"] = s["seeds"]
+                _put_seed_mean(row, d, "MRV", [r.stat("mrv", d) for r in same])
             rows.append(row)
     frame, display = _interval_frames(rows, "languages", MRV_DIRECTIONS, "MRV", multi)
     notes = _common_notes(results, multi)
