@@ -21,7 +21,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from test_train import _env, _metric_rows, _pretrain_cmd, _run, build_bench
+from test_train import (_env, _metric_rows, _pretrain_cmd, _run, assert_ddp_equals_accumulation, build_bench,
+                        ddp_comparison_config)
 from test_workflow import _config, _copy_workflow, _snakemake, _write_config, miniature
 
 pytestmark = pytest.mark.slurm
@@ -179,9 +180,7 @@ def test_a_requeued_pretraining_job_resumes_to_the_uninterrupted_weights(bench, 
 
 
 def test_a_job_asking_for_two_tasks_runs_two_process_ddp(bench, tmp_path: Path) -> None:
-    config = yaml.safe_load(bench["config"].read_text())
-    config["objective"] = {"weights": {"itc": 1, "itm": 0, "mlm": 0}}  # matching/MLM sampling is per rank
-    config["train"].update(batch_size=6, grad_accum=3, save_every=0)
+    config = ddp_comparison_config(bench)
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(config))
     one = tmp_path / "one"
@@ -197,9 +196,7 @@ def test_a_job_asking_for_two_tasks_runs_two_process_ddp(bench, tmp_path: Path) 
         return any(line.split("|")[1] == "2" and line.endswith("COMPLETED") for line in steps.splitlines())
 
     _wait(two_task_step, 60, f"sacct to show job {job}'s 2-task step COMPLETED")
-    w1, w2 = load_file(str(one / "model" / "model.safetensors")), load_file(str(two / "model" / "model.safetensors"))
-    for key in w1:
-        torch.testing.assert_close(w2[key], w1[key], atol=1e-5, rtol=0, msg=key)
+    assert_ddp_equals_accumulation(bench, config, one, two)
     assert resolved["run"]["world_size"] == 2
 
 

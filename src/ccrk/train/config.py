@@ -16,6 +16,9 @@ from typing import Any
 from ccrk.config import ConfigError
 
 SCHEDULES: tuple[str, ...] = ("linear", "constant")
+#: ``adamw`` is the paper's; ``sgd`` (momentum 0.9) updates linearly in the gradient, which is what makes
+#: a run comparable across summation orders (a data-parallel all-reduce vs local accumulation).
+OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
@@ -57,6 +60,7 @@ class TrainConfig:
     epochs: int = 1
     batch_size: int = 32
     grad_accum: int = 1
+    optimizer: str = "adamw"
     lr: float = 1e-4
     lr_mult_new: float = 2.0
     weight_decay: float = 0.01
@@ -101,6 +105,8 @@ class TrainConfig:
                 )
         else:
             raise ConfigError(f"{w}.warmup must be a fraction (float) or a number of steps (int), got {self.warmup!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"{w}.optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"{w}.schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
         if self.grad_clip is not None:

@@ -106,8 +106,18 @@ def parameter_groups(model: nn.Module, cfg: TrainConfig, new_names: set[str]) ->
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, new_names: set[str]) -> torch.optim.AdamW:
-    return torch.optim.AdamW(parameter_groups(model, cfg, new_names), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+def build_optimizer(model: nn.Module, cfg: TrainConfig, new_names: set[str]) -> torch.optim.Optimizer:
+    """AdamW (the paper's) or SGD with momentum 0.9, over :func:`parameter_groups`.
+
+    SGD's update is linear in the gradient, so two runs whose gradients differ
+    in their last bits (another summation order) stay within float precision
+    of each other; Adam divides by the root of the second moment and turns a
+    last-bit difference of a near-zero gradient into a visible weight change.
+    """
+    groups = parameter_groups(model, cfg, new_names)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
 
 
 def warmup_steps(warmup: float | int, total: int) -> int:
