@@ -4,6 +4,7 @@
 #
 #   data (synth) -> tokenizer -> pretrain {objective} x {seed}
 #     -> finetune {dataset} x {setting} -> evaluate -> compare -> tables + figures
+#                                          -> attributes (synthetic only) -> figures
 
 configfile: "config/config.yaml"
 
@@ -12,6 +13,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -31,3 +33,4 @@ rule experiments:
     input:
         metrics_files(),
         compare_files(),
+        attribute_files(),

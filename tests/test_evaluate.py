@@ -132,8 +132,8 @@ def test_metrics_agree_with_the_metric_functions_on_the_saved_ranks(run_a):
     assert m["mrv"]["mean"]["value"] == pytest.approx((m["mrv"]["t2i"]["value"] + m["mrv"]["i2t"]["value"]) / 2)
 
 
-def _reference(bench: Path, lang: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Each direction re-ranked on its own, pair by pair, with no cache: the public code's flow, total order."""
+def _encode_test_split(bench: Path, lang: str):
+    """model0's image and ``lang`` caption tokens and features of the test split, all at once (no batching)."""
     model = load_model(bench / "model0")
     tok = load_tokenizer(bench / "tok")
     records = read_manifest(bench / "synth" / "test.jsonl", check_images=False)
@@ -146,8 +146,15 @@ def _reference(bench: Path, lang: str) -> tuple[np.ndarray, np.ndarray, int]:
     with torch.no_grad():
         img_tok, img_feat = model.encode_image(pixels)
         txt_tok, txt_feat = model.encode_text(enc["input_ids"], enc["attention_mask"])
+    return model, enc, img_tok, img_feat, txt_tok, txt_feat
+
+
+def _reference(bench: Path, lang: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each direction re-ranked on its own, pair by pair, with no cache: the public code's flow, total order."""
+    model, enc, img_tok, img_feat, txt_tok, txt_feat = _encode_test_split(bench, lang)
+    with torch.no_grad():
         sim = (img_feat @ txt_feat.T).numpy()
-        n = len(records)
+        n = sim.shape[0]
 
         def itm(image: int, text: int) -> float:
             mask = enc["attention_mask"][text : text + 1]
@@ -178,6 +185,97 @@ def test_shared_itm_cache_gives_the_ranks_of_separate_scoring(bench, run_a, lang
     assert pairs["per_language"][lang]["scored"] == n_union < 2 * N_TEST * K
     assert pairs["per_language"][lang]["public_code"] == 2 * N_TEST * K
     assert pairs["scored"] == sum(p["scored"] for p in pairs["per_language"].values())
+
+
+def _itc_reference(bench: Path, lang: str) -> tuple[list[int], list[int]]:
+    """ITC-only ranks the slow way: per query, count the candidates ordered before the true one (similarity
+    descending, ties to the lower index); one caption an image, so caption t belongs to image t."""
+    _, _, _, img_feat, _, txt_feat = _encode_test_split(bench, lang)
+    sim = (img_feat @ txt_feat.T).numpy()  # [image, caption]
+    n = sim.shape[0]
+
+    def rank(scores: np.ndarray, true: int) -> int:
+        return sum(1 for c in range(n) if scores[c] > scores[true] or (scores[c] == scores[true] and c < true))
+
+    return [rank(sim[:, t], t) for t in range(n)], [rank(sim[i], i) for i in range(n)]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_itc_only_ranks_are_the_similarity_order(bench, run_a, lang):
+    itc = RankSet.load(run_a / "ranks_itc.npz")
+    t2i, i2t = _itc_reference(bench, lang)
+    assert itc.t2i[lang].tolist() == t2i
+    assert itc.i2t[lang].tolist() == i2t
+    assert itc.image_ids == RankSet.load(run_a / "ranks.npz").image_ids
+
+
+def test_itc_only_section_summarizes_the_itc_ranks_with_intervals(run_a, capsys):
+    from ccrk.evaluation import format_summary
+
+    m = json.loads((run_a / "metrics.json").read_text())
+    itc = RankSet.load(run_a / "ranks_itc.npz")
+    assert m["k_test"] == K and m["k_test_source"] == "config"
+    section = m["itc_only"]
+    assert set(section) >= {"average", "per_language", "mrv"}
+    for lang in LANGS:
+        for d, ranks in (("t2i", itc.t2i[lang]), ("i2t", itc.i2t[lang])):
+            for k in (1, 5, 10):
+                ci = section["per_language"][lang][d][f"R@{k}"]
+                assert ci["value"] == pytest.approx(recall_at_k(ranks, k)) and ci["low"] <= ci["value"] <= ci["high"]
+        assert section["per_language"][lang]["mR"]["value"] == pytest.approx(mean_recall(itc.t2i[lang], itc.i2t[lang]))
+    for d in ("t2i", "i2t"):
+        mrv = mean_rank_variance(np.stack([getattr(itc, d)[lang] for lang in LANGS]))
+        assert section["mrv"][d]["value"] == pytest.approx(mrv)
+    avg = section["average"]
+    line = [row for row in format_summary(m).splitlines() if row.startswith("ITC only")]
+    assert len(line) == 1
+    assert f"{avg['t2i']['R@1']['value']:.2f}" in line[0] and f"mR {avg['mR']['value']:.2f}" in line[0]
+
+
+def test_k_test_one_makes_the_headline_the_itc_only_result(bench, tmp_path):
+    out = tmp_path / "k1"
+    assert _evaluate(bench, out, "--k-test", "1") == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["k_test"] == 1
+    assert m["itc_only"] == {key: m[key] for key in m["itc_only"]}
+    assert set(m["itc_only"]) >= {"average", "per_language", "mrv"}
+    two_stage, itc = RankSet.load(out / "ranks.npz"), RankSet.load(out / "ranks_itc.npz")
+    for lang in LANGS:
+        assert np.array_equal(two_stage.t2i[lang], itc.t2i[lang]) and np.array_equal(two_stage.i2t[lang], itc.i2t[lang])
+
+
+def test_several_k_from_one_itm_pass_equal_separate_runs(bench):
+    """rank_language_ks scores the largest k's pairs once; each smaller k must rank as a run at that k alone."""
+    from ccrk.evaluation import encode_images, encode_texts, load_eval_data, rank_language, rank_language_ks
+
+    model, tok = load_model(bench / "model0"), load_tokenizer(bench / "tok")
+    data = load_eval_data(bench / "synth" / "test.jsonl", languages=["de"])
+    images = encode_images(model, data.image_paths, 5, torch.device("cpu"))
+    texts = encode_texts(model, tok, data.captions["de"].texts, 5, torch.device("cpu"))
+    owners = data.captions["de"].txt2img
+    together = rank_language_ks(model, images, texts, owners, [K, 1, 3], 7)
+    assert sorted(together) == [1, 3, K]
+    for k, got in together.items():
+        alone = rank_language(model, images, texts, owners, k, 7)
+        assert np.array_equal(got.t2i, alone.t2i) and np.array_equal(got.i2t, alone.i2t), k
+        assert (got.pairs_scored, got.pairs_public, got.k_t2i) == (alone.pairs_scored, alone.pairs_public, k)
+        assert np.array_equal(got.itc_t2i, alone.itc_t2i) and np.array_equal(got.itc_i2t, alone.itc_i2t)
+    assert np.array_equal(together[1].t2i, together[1].itc_t2i) and np.array_equal(together[1].i2t, together[1].itc_i2t)
+    assert not np.array_equal(together[K].t2i, together[K].itc_t2i)  # the ITM head re-orders: k matters here
+
+
+def test_k_test_auto_needs_the_retrieval_json_of_ccrk_finetune(bench, tmp_path, capsys):
+    assert _evaluate(bench, tmp_path / "run", "--k-test", "auto") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(bench / "model0" / "retrieval.json") in err and "ccrk finetune" in err
+    assert not (tmp_path / "run").exists()
+    # Without --k-test the config value counts, and a value that is neither a number nor 'auto' is refused by name.
+    args = ["evaluate", "--model", str(bench / "model0"), "--tokenizer", str(bench / "tok"), "--manifest",
+            str(bench / "synth" / "test.jsonl"), "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert main([*args, "--set", "evaluate.k_test=sometimes"]) == 2
+    assert "evaluate.k_test" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_topk_candidates_breaks_ties_by_index():

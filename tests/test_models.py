@@ -411,3 +411,75 @@ def test_config_dict_round_trip_and_errors():
     assert paper.text_source_layers == list(range(1, 24, 2)) and paper.fusion_layers == 6
     with pytest.raises(ModelConfigError, match="max_length"):
         build_model(ModelConfig(max_length=100), vocab_size=50)
+
+
+# -- pooling, length buckets (the embedded default's from-scratch fixes) -----------------------------------
+
+
+def _variant(tokenizer, **changes):
+    torch.manual_seed(0)
+    config = ModelConfig.tiny()
+    for key, value in changes.items():
+        setattr(config, key, value)
+    config.__post_init__()
+    return build_model(config, tokenizer=tokenizer).eval()
+
+
+def test_mean_text_pooling_is_the_masked_mean_of_the_token_states(tokenizer, batch):
+    model = _variant(tokenizer, text_pooling="mean")
+    _, ids, mask = batch
+    with torch.no_grad():
+        tokens, feat = model.encode_text(ids, mask)
+        itm = model.itm_logits(tokens, mask, model.encode_image(batch[0])[0], torch.tensor([0, 0, 1, 1, 2, 2]))
+    for row in range(ids.shape[0]):  # loop reference: average the real tokens one by one
+        real = [tokens[row, j] for j in range(ids.shape[1]) if mask[row, j]]
+        want = F.normalize(model.text_proj(torch.stack(real).sum(0) / len(real)), dim=-1)
+        torch.testing.assert_close(feat[row], want, atol=1e-6, rtol=0)
+    assert itm.shape == (6, 2)
+
+
+def test_attention_image_pooling_knows_where_a_grid_token_is(tokenizer):
+    from ccrk.models.image import AttentionPool
+
+    model = _variant(tokenizer, image_encoder="test_resnet", image_pooling="attention",
+                     image_kwargs={"output_stride": 16})
+    with torch.no_grad():
+        tokens = model.image(torch.randn(2, 3, 64, 64))
+    assert tokens.shape == (2, 1 + 16, model.vision_width)  # 4x4 grid at stride 16, pooled token in front
+    assert "image.pool.pos_embed" in model.new_parameter_names()
+    pool = AttentionPool(32, tokens=4, heads=2).eval()
+    torch.manual_seed(3)
+    grid = torch.randn(1, 4, 32)
+    swapped = grid[:, [1, 0, 2, 3]]  # the same content in other cells: its mean is unchanged
+    with torch.no_grad():
+        assert not torch.allclose(pool(grid)[:, 0], pool(swapped)[:, 0], atol=1e-4)
+    with pytest.raises(ValueError, match="built for 4 grid tokens, got 9"):
+        pool(torch.randn(1, 9, 32))
+    with pytest.raises(ValueError, match="has a \\[CLS\\] token"):
+        _variant(tokenizer, image_pooling="attention")  # the tiny default is a ViT
+
+
+def test_length_buckets_give_the_features_of_one_padded_batch(tokenizer, batch):
+    _, ids, mask = batch
+    plain, bucketed = _variant(tokenizer), _variant(tokenizer, text_length_buckets=3)
+    bucketed.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        tokens, feat = plain.encode_text(ids, mask)
+        tokens_b, feat_b = bucketed.encode_text(ids, mask)
+    torch.testing.assert_close(feat_b, feat, atol=1e-5, rtol=0)
+    real = mask.bool()
+    torch.testing.assert_close(tokens_b[real], tokens[real], atol=1e-5, rtol=0)
+    # Left padding cannot be cut at the end: it runs as one batch, with the same result.
+    left_ids, left_mask = ids.flip(1), mask.flip(1)
+    with torch.no_grad():
+        torch.testing.assert_close(bucketed.encode_text(left_ids, left_mask)[1],
+                                   plain.encode_text(left_ids, left_mask)[1], atol=0, rtol=0)
+
+
+def test_new_model_keys_are_validated_by_name():
+    with pytest.raises(ModelConfigError, match="model.text_pooling"):
+        ModelConfig(text_pooling="max")
+    with pytest.raises(ModelConfigError, match="model.image_pooling"):
+        ModelConfig(image_pooling="gem")
+    with pytest.raises(ModelConfigError, match="model.text_length_buckets must be >= 1"):
+        ModelConfig(text_length_buckets=0)

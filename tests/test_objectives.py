@@ -57,13 +57,20 @@ def tokenizer(tmp_path_factory):
     return train_tokenizer(corpus, tmp_path_factory.mktemp("tok") / "tokenizer", vocab_size=700)
 
 
-def _model(tokenizer, seed: int = 0):
+#: Model variants the objective must be indifferent to: the paper's layout, and the embedded default's
+#: from-scratch one (mean pooling, captions encoded in length buckets).
+VARIANTS = {"paper_layout": {}, "embedded_layout": {"text_pooling": "mean", "text_length_buckets": 2}}
+
+
+def _model(tokenizer, seed: int = 0, **changes):
     torch.manual_seed(seed)
     cfg = ModelConfig.tiny()
     cfg.image_kwargs = {"depth": 2}  # two ViT blocks: the test is about the objective, not the backbone
     cfg.text_layers = 1
     cfg.fusion_layers = 1
     cfg.max_length = 24
+    for key, value in changes.items():
+        setattr(cfg, key, value)
     return build_model(cfg, tokenizer=tokenizer)
 
 
@@ -93,10 +100,11 @@ def _gen(seed: int) -> torch.Generator:
 # ------------------------------------------------------------------ values against references
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("name", NAMES)
-def test_terms_match_per_pair_references(name, tokenizer, monkeypatch):
+def test_terms_match_per_pair_references(name, variant, tokenizer, monkeypatch):
     """Every term equals a slow recomputation from the same sampled indices, one pair at a time."""
-    model = _model(tokenizer).eval()  # no dropout: batched and per-row passes must agree
+    model = _model(tokenizer, **VARIANTS[variant]).eval()  # no dropout: batched and per-row passes must agree
     weights = {"itc": 0.5, "itm": 2.0, "mlm": 1.5}
     objective = build_objective({"name": name, "weights": weights}, model, tokenizer)
     batch = _batch(tokenizer, k=_k_for(name))
@@ -139,9 +147,11 @@ def test_terms_match_per_pair_references(name, tokenizer, monkeypatch):
         assert torch.allclose(out.terms["itm"], torch.stack(losses).mean(), atol=1e-5)
 
         masked, labels = seen["mask"]
+        cut = masked.shape[1]  # the positives are cut to the longest of them
+        assert cut == int(mask[pos].sum(1).max()) and not mask[pos][:, cut:].any()
         total_ce, count = 0.0, 0
         for i in range(B):
-            row_ids, row_mask = ids[pos[i]], mask[pos[i]]
+            row_ids, row_mask = ids[pos[i], :cut], mask[pos[i], :cut]
             unmasked = labels[i] == IGNORE_INDEX
             assert torch.equal(masked[i][unmasked], row_ids[unmasked])  # MLM corrupts the positive caption
             assert torch.equal(labels[i][~unmasked], row_ids[~unmasked])
@@ -152,6 +162,26 @@ def test_terms_match_per_pair_references(name, tokenizer, monkeypatch):
             count += int(chosen.sum())
         assert count > 0
         assert abs(float(out.terms["mlm"]) - total_ce / count) < 1e-4
+
+
+@pytest.mark.parametrize("hardness", [0.0, 0.3, 1.0])
+def test_itm_hardness_scales_the_logits_negatives_are_drawn_from(hardness, tokenizer, monkeypatch):
+    """1: the similarity logits themselves (the paper's draw); 0: all equal, so a uniform draw."""
+    model = _model(tokenizer).eval()
+    objective = build_objective({"itm_hardness": hardness, "weights": {"mlm": 0}}, model, tokenizer)
+    batch = _batch(tokenizer)
+    drawn_from = []
+    sample = objectives.sample_hard_negatives
+    monkeypatch.setattr(objectives, "sample_hard_negatives",
+                        lambda sim, *a, **kw: drawn_from.append(sim) or sample(sim, *a, **kw))
+    with torch.no_grad():
+        objective(batch, _gen(0))
+        enc = model(batch.images, batch.input_ids, batch.attention_mask)
+        sim = (enc.image_feat / model.temperature) @ enc.text_feat.T
+    (used,) = drawn_from
+    torch.testing.assert_close(used, sim * hardness, atol=1e-5, rtol=1e-6)
+    if hardness == 0.0:
+        assert torch.count_nonzero(used) == 0
 
 
 @pytest.mark.parametrize("rule", ["english", "random", "hard"])
@@ -166,7 +196,8 @@ def test_positive_language_rule_picks_the_masked_caption(rule, tokenizer, monkey
         for seed in range(6):
             objective(batch, _gen(seed))
     firsts = batch.input_ids.unflatten(0, (B, 3))
-    chosen = [[next(j for j in range(3) if torch.equal(r[i], firsts[i, j])) for i in range(B)] for r in rows]
+    chosen = [[next(j for j in range(3) if torch.equal(r[i], firsts[i, j, :r.shape[1]])) for i in range(B)]
+              for r in rows]
     used = {j for row in chosen for j in row}
     if rule == "english":
         assert used == {0}
@@ -329,7 +360,7 @@ def test_batch_must_match_the_objective(tokenizer):
 def test_config_defaults_round_trip_and_partial_weights():
     cfg = ObjectiveConfig()
     assert cfg.to_dict() == {"name": "one_to_k", "weights": {"itc": 1.0, "itm": 1.0, "mlm": 1.0},
-                             "positive_language": "hard", "mlm_prob": 0.4, "max_masks": 12}
+                             "positive_language": "hard", "mlm_prob": 0.4, "max_masks": 12, "itm_hardness": 1.0}
     partial = ObjectiveConfig.from_dict({"name": "cross_modal", "weights": {"mlm": 0}})
     assert partial.weights == {"itc": 1.0, "itm": 1.0, "mlm": 0.0}
     assert ObjectiveConfig.from_dict(partial.to_dict()) == partial
@@ -349,6 +380,9 @@ def test_config_defaults_round_trip_and_partial_weights():
     ({"mlm_prob": 1.5}, "objective.mlm_prob"),
     ({"max_masks": 0}, "objective.max_masks"),
     ({"max_masks": 2.5}, "objective.max_masks"),
+    ({"itm_hardness": 1.5}, "objective.itm_hardness"),
+    ({"itm_hardness": -0.1}, "objective.itm_hardness"),
+    ({"itm_hardness": float("nan")}, "objective.itm_hardness"),
 ])
 def test_config_errors_name_the_key(data, key):
     with pytest.raises(ObjectiveConfigError, match=key.replace(".", r"\.")):

@@ -17,7 +17,9 @@ from ccrk.evaluation.run import METRICS_FILE, RANKS_FILE
 from ccrk.evaluation.summary import summarize
 from ccrk.metrics import mean_rank_variance
 from ccrk.report import cli as report_cli
-from ccrk.report.figures import FIGURES, write_figures
+from ccrk.report.attributes import ATTRIBUTES, FORMAT as ATTRIBUTES_FORMAT, LanguageScores, attribute_runs
+from ccrk.report.attributes import summarize_preferences
+from ccrk.report.figures import ATTRIBUTE_FIGURES, FIGURES, write_figures
 from ccrk.report.runs import OBJECTIVES, ResultsError, discover, discover_pretrain
 from ccrk.report.tables import TABLES, build_table1, write_tables
 
@@ -353,3 +355,80 @@ def test_table1_fills_the_wit_multi30k_and_coco_columns(tmp_path) -> None:
     assert single.m30k_de == cell(docs["multi30k", "single_language.de"]["per_language"]["de"]["mR"])
     assert single.coco_ja == cell(docs["mscoco", "single_language.ja"]["per_language"]["ja"]["mR"])
     assert single.m30k_mrv4 == "" and single.m30k_en == ""
+
+
+def write_attributes(path: Path, objective: str, seed: int, languages: list[str]) -> dict:
+    """An attributes.json as ccrk attributes writes it (summary from the library), from made-up scores.
+
+    Pairs of images 2k, 2k+1 share an attribute; 1-to-K is built to tell colour apart best, and the matching
+    head to be sharper than the similarity.
+    """
+    rng = np.random.default_rng([seed, OBJECTIVES.index(objective), 7])
+    n = N_IMAGES
+    image = np.arange(n)
+    partner = image ^ 1
+    attribute = (image // 2) % len(ATTRIBUTES)
+    scores = {}
+    for lang in languages:
+        edge = 0.3 * (attribute == ATTRIBUTES.index("colour")) * (objective == "one_to_k")
+        itc = rng.normal(edge, 1.0, n)
+        itm = rng.normal(2 * edge, 1.0, n)
+        scores[lang] = LanguageScores(image=image, partner=partner, attribute=attribute, pair=image // 2,
+                                      itc_own=itc, itc_partner=np.zeros(n), itm_own=itm, itm_partner=np.zeros(n))
+    doc = {"format": ATTRIBUTES_FORMAT, "languages": languages, "attributes": list(ATTRIBUTES), "n_images": n,
+           "interval": {"n_resamples": BOOT, "alpha": 0.05, "seed": 0, "unit": "pair"},
+           **summarize_preferences(scores, n_resamples=BOOT)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, allow_nan=False), encoding="utf-8")
+    return doc
+
+
+def test_attribute_figures_are_drawn_from_the_files_named(layout, tmp_path, capsys) -> None:
+    files = []
+    for setting in ("zero_shot", "all_languages"):
+        for objective in OBJECTIVES:
+            for seed in (0, 1):
+                path = tmp_path / "a" / "synth" / setting / objective / f"seed{seed}" / "attributes.json"
+                write_attributes(path, objective, seed, ["en", "de", "ja"])
+                files.append(str(path))
+    runs = attribute_runs(files)
+    assert len(runs) == 12 and {r.setting.name for r in runs} == {"zero_shot", "all_languages"}
+    cell = runs[0].cell(None, "colour")
+    assert cell["n"] == 3 * sum(1 for i in range(N_IMAGES) if (i // 2) % 4 == 1) and cell["itc"]["low"] <= 1
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    report_cli.register(sub)
+    out = tmp_path / "figures"
+    args = parser.parse_args(["figures", "--metrics-dir", str(layout["metrics"]), "--pretrain-dir",
+                              str(layout["pretrain"]), "--out", str(out), "--dpi", "40", "--attributes", *files])
+    assert args.func(args) == 0
+    for name in (*FIGURES, *ATTRIBUTE_FIGURES):
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-", name
+    assert not [p for p in out.rglob(".*")]
+    # without --attributes there are no attribute figures
+    args = parser.parse_args(["figures", "--metrics-dir", str(layout["metrics"]), "--pretrain-dir",
+                              str(layout["pretrain"]), "--out", str(tmp_path / "plain"), "--dpi", "40"])
+    assert args.func(args) == 0
+    assert sorted(p.stem for p in (tmp_path / "plain").glob("*.png")) == sorted(FIGURES)
+
+    # a file outside the layout, or not what its name says, is named
+    stray = tmp_path / "attributes.json"
+    stray.write_bytes(Path(files[0]).read_bytes())
+    with pytest.raises(ResultsError, match=re.escape(str(stray)) + ": expected a path ending in"):
+        attribute_runs([stray])
+    broken = tmp_path / "b" / "synth" / "zero_shot" / "one_to_k" / "seed0" / "attributes.json"
+    doc = json.loads(Path(files[0]).read_text())
+    doc["per_language"]["de"]["size"]["itm"] = None
+    broken.parent.mkdir(parents=True)
+    broken.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(ResultsError, match=re.escape(str(broken)) + ": per_language.de.size.itm needs"):
+        attribute_runs([broken])
+    import ccrk.cli
+
+    capsys.readouterr()
+    assert ccrk.cli.main(["figures", "--metrics-dir", str(layout["metrics"]), "--pretrain-dir",
+                          str(layout["pretrain"]), "--out", str(tmp_path / "x"), "--attributes", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ccrk figures: error: ") and str(broken) in err and not (tmp_path / "x").exists()

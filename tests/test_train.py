@@ -7,6 +7,7 @@ chosen point through the trainer's test hooks.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -123,12 +124,26 @@ def test_train_config_rejects_unknown_keys_and_bad_values_by_name():
         TrainConfig.from_dict({"languages": ["de", "en"]})
     with pytest.raises(ConfigError, match=r"train\.precision"):
         TrainConfig.from_dict({"precision": "fp8"})
+    with pytest.raises(ConfigError, match=r"train\.optimizer must be one of \['adamw', 'sgd'\]"):
+        TrainConfig.from_dict({"optimizer": "lamb"})
+    for scale in ([0.0, 1.0], [0.9, 0.5], [0.5], "0.5,1", [0.5, 1.5]):
+        with pytest.raises(ConfigError, match=r"train\.crop_scale must be \[min, max\]"):
+            TrainConfig.from_dict({"crop_scale": scale})
+    with pytest.raises(ConfigError, match=r"train\.val_every must be >= 1"):
+        TrainConfig.from_dict({"val_every": 0})
+    with pytest.raises(ConfigError, match=r"finetune\.train\.crop_scale"):
+        FinetuneConfig.from_dict({"train": {"crop_scale": [1, 0.2]}}).train_config({})
     with pytest.raises(ConfigError, match=r"finetune\.train\.lr"):
         FinetuneConfig.from_dict({"train": {"lr": "fast"}}).train_config({})
     with pytest.raises(ConfigError, match=r"finetune\.train\.bogus"):
         FinetuneConfig.from_dict({"train": {"bogus": 1}}).train_config({})
     with pytest.raises(ConfigError, match=r"finetune\.evals"):
         FinetuneConfig.from_dict({"evals": 1})
+    with pytest.raises(ConfigError, match=r"finetune\.k_test_candidates"):
+        FinetuneConfig.from_dict({"k_test_candidates": [0]})
+    with pytest.raises(ConfigError, match=r"finetune\.k_test_candidates"):
+        FinetuneConfig.from_dict({"k_test_candidates": []})
+    assert FinetuneConfig.from_dict({"k_test_candidates": [4, 1]}).k_test_candidates == [4, 1]
     merged = FinetuneConfig.from_dict({"train": {"lr": 5e-5}}).train_config({"lr": 1e-4, "epochs": 7})
     assert (merged.lr, merged.epochs) == (5e-5, 7)
     assert FinetuneConfig.from_dict({"objective": {"weights": {"itc": 2}}}).objective["weights"] == {
@@ -530,6 +545,74 @@ def test_finetune_raises_validation_recall_and_keeps_the_best_epoch(bench, refer
     assert resolved["run"]["regime"] == "zero_shot" and resolved["finetune"]["objective"]["weights"]["mlm"] == 0.0
 
 
+def test_finetune_that_only_hurts_keeps_the_starting_model_and_chooses_k_test_on_validation(
+        bench, reference_run, tmp_path, capsys):
+    """Epoch 0 (the starting weights) is a selection candidate: a learning rate of 1 wrecks the model, so
+    out/model must stay the starting one, bit for bit. Then the selected model's k_test is chosen on
+    validation and ``ccrk evaluate --k-test auto`` ranks with it."""
+    from ccrk.cli import main
+
+    # A starting model far above chance on validation (the tiny pre-trained one is at chance, where a wrecked
+    # model can score as high): fitted to the validation images themselves, the best of 30 epochs.
+    fitted = {"model": MODEL, "train": {"num_workers": 0, "log_every": 10},
+              "finetune": {"train": {"epochs": 30, "lr": 1e-3, "warmup": 0, "batch_size": 8, "save_every": 0},
+                           "objective": {"weights": {"itm": 0}}, "eval_batch_size": 32, "k_test_candidates": [1]}}
+    start = _finetune_spec(bench, reference_run / "model", tmp_path / "start", fitted, regime="all_languages")
+    start.train_manifest = start.val_manifest
+    torch.set_num_threads(1)
+    Finetuner(start)()
+    config = {"model": MODEL, "train": {"num_workers": 0, "log_every": 10},
+              "finetune": {"train": {"epochs": 2, "lr": 1.0, "warmup": 0, "batch_size": 8, "save_every": 0},
+                           "eval_batch_size": 32}}
+    out = tmp_path / "hurt"
+    Finetuner(_finetune_spec(bench, tmp_path / "start" / "model", out, config, regime="all_languages"))()
+    rows = JsonLines(out / "val.jsonl").read()
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    scores = [r["score"] for r in rows]
+    assert max(scores[1:]) < scores[0], f"the premise failed: training did not lower the score {scores}"
+    assert [r["best"] for r in rows] == [True, False, False]
+    kept = load_file(str(out / "model" / "model.safetensors"))
+    starting = load_file(str(tmp_path / "start" / "model" / "model.safetensors"))
+    assert set(kept) == set(starting) and all(torch.equal(kept[k], starting[k]) for k in kept)
+    final = ckpt.load_latest(out / "checkpoints")[1]["state"]["extra"]
+    assert (final["best_epoch"], final["best_step"], final["best_score"]) == (0, 0, scores[0])
+
+    doc = json.loads((out / "model" / "retrieval.json").read_text())
+    candidates = FinetuneConfig().k_test_candidates
+    langs = ["en", "de", "ja"]
+    assert doc["languages"] == langs and doc["chosen_on"] == str(bench["synth"] / "val.jsonl")
+    assert sorted(int(k) for k in doc["scores"]) == sorted(candidates) and doc["k_test"] in candidates
+    assert doc["k_test"] == min(candidates, key=lambda k: (-doc["scores"][str(k)], k))
+    # k = 1 is contrastive-only: the R@1 of epoch 0's validation (the same weights), both directions, every language.
+    itc_r1 = np.mean([(rows[0]["languages"][lang]["t2i_r1"] + rows[0]["languages"][lang]["i2t_r1"]) / 2
+                      for lang in langs])
+    assert doc["scores"]["1"] == pytest.approx(itc_r1, abs=1e-9)
+
+    run = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(out / "model"), "--tokenizer", str(bench["tok"]),
+                 "--manifest", str(bench["synth"] / "test.jsonl"), "--k-test", "auto", "--mrv-languages", "none",
+                 "--bootstrap", "20", "--device", "cpu", "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["k_test"] == doc["k_test"] and metrics["config"]["evaluate"]["k_test"] == "auto"
+    assert metrics["k_test_source"] == str(out / "model" / "retrieval.json")
+    assert {p["k_t2i"] for p in metrics["itm_pairs"]["per_language"].values()} == {min(doc["k_test"], 8)}
+    assert "ITC only" in capsys.readouterr().out
+
+
+def test_finetune_command_refuses_a_bad_k_test_candidate_by_name(bench, reference_run, tmp_path, capsys):
+    from ccrk.cli import main
+
+    synth = bench["synth"]
+    code = main(["finetune", "--config", str(bench["config"]), "--set", "finetune.k_test_candidates=[0]",
+                 "--pretrained", str(reference_run / "model"), "--regime", "zero_shot",
+                 "--train-manifest", str(synth / "train.jsonl"), "--val-manifest", str(synth / "val.jsonl"),
+                 "--image-root", str(synth), "--tokenizer", str(bench["tok"]), "--out", str(tmp_path / "ft"),
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "finetune.k_test_candidates" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "ft").exists()
+
+
 def test_few_shot_shrinks_the_batch_to_the_shots_and_refuses_one_shot(bench, reference_run, tmp_path):
     config = {"model": MODEL, "train": {"num_workers": 0, "batch_size": 8},
               "finetune": {"train": {"epochs": 2, "save_every": 0}, "eval_batch_size": 32}}
@@ -580,8 +663,10 @@ def test_finetune_killed_before_validation_resumes_to_the_same_selection(bench, 
     assert _metric_rows(killed) == _metric_rows(whole)
     a, b = load_file(str(whole / "model" / "model.safetensors")), load_file(str(killed / "model" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the k_test chosen for the selected model too (the choice is made after training, on the saved model)
+    assert (killed / "model" / "retrieval.json").read_text() == (whole / "model" / "retrieval.json").read_text()
     final = ckpt.load_checkpoint(ckpt.checkpoint_path(killed / "checkpoints", 9))["state"]["extra"]
-    assert final["best_epoch"] in (1, 2, 3) and set(final) == {"initial", "best_score", "best_epoch", "best_step"}
+    assert final["best_epoch"] in (0, 1, 2, 3) and set(final) == {"initial", "best_score", "best_epoch", "best_step"}
 
 
 def test_finetuning_at_a_higher_resolution_resizes_swin_and_vit_position_tables(bench, tmp_path):
@@ -621,3 +706,61 @@ def test_finetuning_at_a_higher_resolution_resizes_swin_and_vit_position_tables(
     other = build_seeded_model(ModelConfig.from_dict({**high, "embed_dim": 16}), tok, seed=1)
     with pytest.raises(ValueError, match="architecture differs"):
         load_pretrained(other, tmp_path / "low")
+
+
+def test_the_configured_crop_scale_reaches_the_training_transform(bench):
+    from ccrk.data.manifest import read_manifest
+    from ccrk.tokenizer import load_tokenizer
+    from ccrk.train.builders import train_data
+
+    records = read_manifest(bench["synth"] / "train.jsonl", image_root=bench["synth"])
+    dataset, _ = train_data(records, bench["synth"], ["en"], "one_to_k", ModelConfig.from_dict(MODEL),
+                            load_tokenizer(bench["tok"]), seed=0, crop_scale=(0.9, 1.0))
+    assert dataset.transform.scale == (0.9, 1.0)
+    assert TrainConfig().crop_scale == [0.5, 1.0]  # the default keeps the earlier behaviour
+
+
+def test_auc_equals_a_pairwise_count():
+    from ccrk.train.validate import _auc
+
+    rng = np.random.default_rng(0)
+    pos, neg = rng.integers(0, 6, 40).astype(float), rng.integers(0, 6, 30).astype(float)  # many ties
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    assert _auc(pos, neg) == pytest.approx(wins / (len(pos) * len(neg)), abs=1e-12)
+    assert _auc(np.array([2.0]), np.array([1.0])) == 1.0 and _auc(np.array([1.0]), np.array([1.0])) == 0.5
+
+
+@pytest.mark.slow
+def test_pretraining_validation_is_logged_every_epoch_and_changes_no_weight(bench, reference_run, tmp_path):
+    """``--val-manifest``: the learning curve in val.jsonl, the same weights, and the same curve after a kill."""
+    from ccrk.models import load_model
+    from ccrk.tokenizer import load_tokenizer
+    from ccrk.train.precision import Precision
+    from ccrk.train.validate import pretraining_validation
+
+    val = ["--val-manifest", str(bench["synth"] / "val.jsonl")]
+    out = tmp_path / "validated"
+    proc = _run(_pretrain_cmd(bench, out, *val))
+    assert "validation after epoch 3: R@1" in proc.stderr
+    rows = [{k: v for k, v in r.items() if k not in ("time", "val_s")} for r in JsonLines(out / "val.jsonl").read()]
+    assert [(r["epoch"], r["step"]) for r in rows] == [(0, 0), (1, 6), (2, 12), (3, 18)]
+    for r in rows:
+        assert 0 <= r["r1"] <= 100 and r["mrv"] >= 0 and 0 <= r["itm_auc"] <= 1
+        assert set(r["languages"]) == {"en", "de", "ja"}
+    ref = load_file(str(reference_run / "model" / "model.safetensors"))
+    got = load_file(str(out / "model" / "model.safetensors"))
+    assert all(torch.equal(ref[k], got[k]) for k in ref)  # validating takes nothing from training's randomness
+    # The last row is the saved model's own validation.
+    from ccrk.data.manifest import read_manifest
+
+    records = read_manifest(bench["synth"] / "val.jsonl", image_root=bench["synth"])
+    again = pretraining_validation(load_model(out / "model"), records, bench["synth"], ["en", "de", "ja"],
+                                   load_tokenizer(bench["tok"]), batch_size=100, device=torch.device("cpu"),
+                                   precision=Precision("fp32", "cpu"), seed=3)
+    assert again["r1"] == pytest.approx(rows[-1]["r1"]) and again["itm_auc"] == pytest.approx(rows[-1]["itm_auc"])
+
+    killed = tmp_path / "killed"
+    _run(_pretrain_cmd(bench, killed, *val), env={**_env(), "CCRK_TRAIN_KILL_AFTER_STEP": "14"}, expect=-9)
+    _run(_pretrain_cmd(bench, killed, *val, "--resume"))
+    assert [{k: v for k, v in r.items() if k not in ("time", "val_s")}
+            for r in JsonLines(killed / "val.jsonl").read()] == rows

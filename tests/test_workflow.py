@@ -19,9 +19,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RULES = ("synth", "tokenizer", "pretrain", "finetune", "evaluate", "compare", "tables", "figures", "all")
+RULES = ("synth", "tokenizer", "pretrain", "finetune", "evaluate", "attributes", "compare", "tables", "figures", "all")
 TABLES = ("table1", "per_language", "mrv", "significance")
 FIGURES = ("recall_per_language", "rank_std", "rank_scatter", "loss_curves")
+#: Only with the synthetic benchmark (rule attributes: the near-duplicate diagnostic).
+ATTRIBUTE_FIGURES = ("attribute_preference", "attribute_preference_per_language")
 OBJECTIVES = ("one_to_k", "cross_lingual", "cross_modal")
 
 
@@ -60,7 +62,7 @@ def miniature(config: dict) -> dict:
                                             "max_position_embeddings": 48, "type_vocab_size": 1}})
     config["train"].update({"epochs": 1, "batch_size": 16, "save_every": 0})
     config["finetune"]["train"].update({"epochs": 1, "batch_size": 12})
-    config["evaluate"].update({"bootstrap": 30, "k_test": 4})
+    config["evaluate"].update({"bootstrap": 30})  # k_test auto: as chosen on validation by fine-tuning
     config["workflow"]["seeds"] = [0]
     return config
 
@@ -88,6 +90,8 @@ def test_dry_run_lists_every_rule(workdir: Path) -> None:
     jobs = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
             if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert jobs["pretrain"] == 6 and jobs["finetune"] == 12 and jobs["evaluate"] == 12, jobs
+    # the near-duplicate diagnostic of every fine-tuned synthetic model
+    assert jobs["attributes"] == 12, jobs
 
 
 @pytest.mark.parametrize(("section", "good", "bad"), [("synth", "images", "imagez"), ("train", "epochs", "epoch"),
@@ -117,7 +121,8 @@ def test_profile_slurm_resolves_from_the_root_and_sends_gpu_rules_to_the_slurm_l
     assert "--launcher local" not in out
     gpu_rules = [line for line in out.splitlines() if re.search(r"ccrk (pretrain|finetune|evaluate) ", line)]
     assert gpu_rules and all("--launcher slurm" in line for line in gpu_rules)
-    light = [line for line in out.splitlines() if re.search(r"ccrk (synth|tokenizer|compare|tables|figures) ", line)]
+    light = [line for line in out.splitlines()
+             if re.search(r"ccrk (synth|tokenizer|attributes|compare|tables|figures) ", line)]
     assert light and not any("--launcher" in line for line in light)
     paper = _snakemake(workdir, "--profile", "slurm", "-n", "-p", "--configfile", "config/paper.yaml")
     assert paper.returncode == 0, paper.stderr[-3000:]
@@ -138,7 +143,7 @@ def test_miniature_config_runs_end_to_end(workdir: Path) -> None:
     for table in TABLES:
         for ext in ("csv", "md", "tex"):
             assert (workdir / "results" / "tables" / f"{table}.{ext}").stat().st_size > 0
-    for figure in FIGURES:
+    for figure in FIGURES + ATTRIBUTE_FIGURES:
         for ext in ("png", "pdf"):
             assert (workdir / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 0
     for objective in OBJECTIVES:
@@ -147,6 +152,10 @@ def test_miniature_config_runs_end_to_end(workdir: Path) -> None:
         for setting in ("zero_shot", "all_languages"):
             metrics = workdir / "results" / "metrics" / "synth" / setting / objective / "seed0" / "metrics.json"
             assert json.loads(metrics.read_text())["mrv"]["languages"] == ["en", "de", "ja", "zh"]
+            # beside it, written after evaluate replaced the run directory
+            attributes = json.loads((metrics.parent / "attributes.json").read_text())
+            assert attributes["languages"] == ["en", "de", "fr", "cs", "zh", "ja"]
+            assert attributes["all_languages"]["all"]["n"] == 6 * 12
     # Every rule wrote its log.
     assert (workdir / "logs" / "pretrain" / "one_to_k" / "seed0.log").stat().st_size > 0
     assert "images a split: pretrain 48" in (workdir / "logs" / "synth.log").read_text()
@@ -237,6 +246,7 @@ def test_paper_config_plans_the_whole_paper_dag(workdir: Path) -> None:
     # settings: xFlickr&CO 1 + 7 few-shot, WIT 1, Multi30K 1 + 4, COCO 1 + 3 = 18, for 3 objectives
     assert jobs["pretrain"] == 3 and jobs["finetune"] == 54 and jobs["evaluate"] == 54, jobs
     assert jobs["compare"] == 36 and jobs["tables"] == 1 and jobs["figures"] == 1, jobs
+    assert "attributes" not in jobs, jobs  # the near-duplicate diagnostic needs the synthetic ground truth
 
     lines = [line for line in out.splitlines() if "ccrk " in line]
     pretrain = next(line for line in lines if "ccrk pretrain" in line and "one_to_k" in line)

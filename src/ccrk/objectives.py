@@ -96,6 +96,13 @@ class ObjectiveConfig:
     paper's code: the language the image is least similar to is the most
     likely), ``random``, or ``english`` (slot 0). With one caption per image
     (``cross_modal``) every rule picks that caption.
+
+    ``itm_hardness`` scales the similarity logits before the softmax that
+    matching negatives are drawn from: 1 is the paper's (hard negatives
+    preferred), 0 draws them uniformly. Towers trained from scratch see
+    near-duplicate negatives from the first steps at 1, before the matching
+    head can tell anything apart, and the head stays at its 1:2 prior
+    (loss 0.636) for the whole run; a softer draw lets it learn.
     """
 
     name: str = "one_to_k"
@@ -103,6 +110,7 @@ class ObjectiveConfig:
     positive_language: str = "hard"
     mlm_prob: float = 0.4
     max_masks: int = 12
+    itm_hardness: float = 1.0
 
     def __post_init__(self) -> None:
         if self.name not in OBJECTIVES:
@@ -132,6 +140,10 @@ class ObjectiveConfig:
         if not 0.0 < prob <= 1.0:
             raise ObjectiveConfigError(f"objective.mlm_prob must be in (0, 1], got {self.mlm_prob!r}")
         self.mlm_prob = prob
+        hardness = _number("itm_hardness", self.itm_hardness)
+        if not 0.0 <= hardness <= 1.0:
+            raise ObjectiveConfigError(f"objective.itm_hardness must be in [0, 1], got {self.itm_hardness!r}")
+        self.itm_hardness = hardness
         if isinstance(self.max_masks, bool) or not isinstance(self.max_masks, int) or self.max_masks < 1:
             raise ObjectiveConfigError(f"objective.max_masks must be a positive integer, got {self.max_masks!r}")
 
@@ -301,17 +313,17 @@ class Objective(nn.Module):
             pos_text = positive_text_index(pos_lang, k)
 
             if cfg.enabled("itm"):
-                neg = sample_hard_negatives(sim_i2t, k, pos_lang, generator=generator)
+                neg = sample_hard_negatives(sim_i2t * cfg.itm_hardness, k, pos_lang, generator=generator)
                 own = torch.arange(b, device=pos_text.device)
                 # Pair order of itm_loss: positives, (image, negative caption), (negative image, caption).
                 rows = torch.cat([pos_text, neg.text, pos_text])
                 images = torch.cat([own, own, neg.image])
-                logits = model.itm_logits(text_tokens.index_select(0, rows), attention.index_select(0, rows),
-                                          image_tokens, images)
+                pair_tokens, pair_attention = _trim(text_tokens.index_select(0, rows), attention.index_select(0, rows))
+                logits = model.itm_logits(pair_tokens, pair_attention, image_tokens, images)
                 terms["itm"] = itm_loss(logits, b)
 
             if cfg.enabled("mlm"):
-                pos_ids, pos_attention = ids.index_select(0, pos_text), attention.index_select(0, pos_text)
+                pos_ids, pos_attention = _trim(ids.index_select(0, pos_text), attention.index_select(0, pos_text))
                 masked, labels = mask_tokens(pos_ids, pos_attention, self._special_ids, self.mask_token_id,
                                              self.vocab_size, cfg.mlm_prob, cfg.max_masks, generator)
                 masked_tokens, _ = model.encode_text(masked, pos_attention)
@@ -322,6 +334,18 @@ class Objective(nn.Module):
 
         loss = sum((cfg.weights[name] * value for name, value in terms.items()), start=image_feat.new_zeros(()))
         return ObjectiveOutput(loss=loss, terms={name: v.detach() for name, v in terms.items()}, n_images=b)
+
+
+def _trim(rows: Tensor, attention: Tensor) -> tuple[Tensor, Tensor]:
+    """Cut selected text rows (``[N, L, ...]`` with their ``[N, L]`` mask) to the longest of them.
+
+    The rows were padded to the longest caption of the whole batch; the
+    fusion layers would otherwise attend over padding of captions not chosen.
+    """
+    cut = max(1, int(attention.sum(dim=1).max()))
+    if bool(attention[:, cut:].any()):  # not right-padded: keep every position
+        return rows, attention
+    return rows[:, :cut], attention[:, :cut]
 
 
 def build_objective(config: ObjectiveConfig | Mapping[str, Any], model: nn.Module, tokenizer: Any) -> Objective:

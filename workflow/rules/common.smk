@@ -43,6 +43,9 @@ JOB_THREADS = WF.get("threads", 1)
 
 TABLES = ["table1", "per_language", "mrv", "significance"]
 FIGURES = ["recall_per_language", "rank_std", "rank_scatter", "loss_curves"]
+#: Drawn from the near-duplicate diagnostic (`ccrk attributes`), which only the synthetic benchmark has.
+ATTRIBUTE_FIGURES = ["attribute_preference", "attribute_preference_per_language"]
+LEARNING_FIGURES = ["learning_curves"]
 
 
 wildcard_constraints:
@@ -181,13 +184,27 @@ def real_corpus():
 def pretrain_inputs():
     if real_corpus():
         return {"shards": f"{CORPUS_SHARDS}/fetch_done.json", "captions": f"{CORPUS_CAPTIONS}/translate_report.json"}
-    return {"manifest": dataset_split("synth", "pretrain")}
+    return {"manifest": dataset_split("synth", "pretrain"), "val": dataset_split("synth", "val")}
 
 
 def pretrain_data_flags():
+    """The synthetic corpus is validated after every epoch (the learning curves); the crawled one is not."""
     if real_corpus():
         return f"--manifest {CORPUS_SHARDS} --captions {CORPUS_CAPTIONS}"
-    return f"--manifest {dataset_split('synth', 'pretrain')} --image-root {SYNTH_DIR}"
+    return (f"--manifest {dataset_split('synth', 'pretrain')} --image-root {SYNTH_DIR}"
+            f" --val-manifest {dataset_split('synth', 'val')}")
+
+
+def learning_figures():
+    """The learning-curve figure: drawn when pre-training validates (the synthetic corpus)."""
+    return [] if real_corpus() else LEARNING_FIGURES
+
+
+def pretrain_validation_logs():
+    """The per-epoch validation each pre-training run writes beside its metrics.jsonl (none on the crawled corpus)."""
+    if real_corpus():
+        return []
+    return expand(f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/val.jsonl", objective=OBJECTIVES, seed=SEEDS)
 
 
 def parse_setting(setting):
@@ -238,6 +255,15 @@ def evaluate_flags(wildcards):
     return f"--languages {','.join(langs)}" if langs else ""
 
 
+def attributes_flags(wildcards):
+    """`ccrk attributes` scores the languages `ccrk evaluate` tests the same synthetic model on."""
+    _, lang, _ = parse_setting(wildcards.setting)
+    if lang is not None:
+        return f"--languages {lang}"
+    langs = dataset_section("evaluate", "synth").get("languages") or (config.get("train") or {}).get("languages")
+    return f"--languages {','.join(langs)}" if langs else ""
+
+
 # -- targets -------------------------------------------------------------------
 
 
@@ -265,6 +291,29 @@ def compare_files():
     ]
 
 
+def attribute_files():
+    """The near-duplicate diagnostic of every synthetic-benchmark run, beside its metrics.json (none without synth)."""
+    if "synth" not in DATASETS:
+        return []
+    return expand(
+        f"{METRICS_DIR}/synth/{{setting}}/{{objective}}/seed{{seed}}/attributes.json",
+        setting=settings_for("synth"), objective=OBJECTIVES, seed=SEEDS,
+    )
+
+
+def attribute_figures():
+    """The figures of those diagnostics: only when there are any."""
+    return ATTRIBUTE_FIGURES if attribute_files() else []
+
+
+def attribute_figure_reports():
+    """The `figures` rule's report entries of the attribute and learning-curve figures (a caption each)."""
+    return {
+        name: report(f"{FIGURES_DIR}/{name}.png", caption=f"../report/{name}.rst", category="Figures")
+        for name in attribute_figures() + learning_figures()
+    }
+
+
 def pretrain_logs():
     return expand(f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/metrics.jsonl", objective=OBJECTIVES, seed=SEEDS)
 
@@ -274,7 +323,7 @@ def table_files():
 
 
 def figure_files():
-    return expand(f"{FIGURES_DIR}/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"])
+    return expand(f"{FIGURES_DIR}/{{figure}}.{{ext}}", figure=FIGURES + attribute_figures(), ext=["png", "pdf"])
 
 
 def benchmark_targets():

@@ -1,12 +1,18 @@
 rule evaluate:
-    """Two-stage retrieval on the test split: Recall@K, mR and MRV with bootstrap CIs, and per-instance ranks."""
+    """Two-stage retrieval on the test split: Recall@K, mR and MRV with bootstrap CIs, and per-instance ranks.
+
+    The headline re-ranks at evaluate.k_test (`auto`: the k the fine-tuning chose on validation,
+    retrieval.json beside the model); the contrastive-only ranks are written beside them.
+    """
     input:
         model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
+        retrieval=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/retrieval.json",
         manifest=lambda wildcards: dataset_split(wildcards.dataset, "test"),
         tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
     output:
         metrics=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/metrics.json",
         ranks=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks.npz",
+        ranks_itc=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks_itc.npz",
     params:
         settings=lambda wildcards: dataset_overrides(wildcards.dataset, "evaluate"),
         model=lambda wildcards, input: os.path.dirname(input.model),

@@ -22,12 +22,16 @@ rule tables:
 
 
 rule figures:
-    """Recall per language, rank-std distribution, rank scatter across languages, pre-training loss curves."""
+    """Recall per language, rank-std distribution, rank scatter across languages, pre-training loss curves;
+    with the synthetic benchmark also the near-duplicate preference per attribute (pooled and per language)
+    and the learning curves of pre-training (validation R@1, MRV, ITM AUC per epoch)."""
     input:
         metrics=metrics_files(),
         pretrained=expand(
             f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/model/model.safetensors", objective=OBJECTIVES, seed=SEEDS
         ),
+        attributes=attribute_files(),
+        validation=pretrain_validation_logs(),
     output:
         recall=report(f"{FIGURES_DIR}/recall_per_language.png", caption="../report/recall_per_language.rst",
                       category="Figures"),
@@ -35,14 +39,17 @@ rule figures:
         rank_scatter=report(f"{FIGURES_DIR}/rank_scatter.png", caption="../report/rank_scatter.rst",
                             category="Figures"),
         loss=report(f"{FIGURES_DIR}/loss_curves.png", caption="../report/loss_curves.rst", category="Figures"),
-        pdf=expand(f"{FIGURES_DIR}/{{figure}}.pdf", figure=FIGURES),
+        pdf=expand(f"{FIGURES_DIR}/{{figure}}.pdf", figure=FIGURES + attribute_figures() + learning_figures()),
+        **attribute_figure_reports(),
     params:
         metrics_dir=lambda wildcards: METRICS_DIR,
         pretrain_dir=lambda wildcards: PRETRAIN_DIR,
         out=lambda wildcards: FIGURES_DIR,
+        attributes=lambda wildcards, input: f"--attributes {' '.join(input.attributes)}" if input.attributes else "",
     log:
         f"{LOGS}/figures.log",
     conda:
         CONDA_ENV
     shell:
-        "ccrk figures --metrics-dir {params.metrics_dir} --pretrain-dir {params.pretrain_dir} --out {params.out} > {log} 2>&1"
+        "ccrk figures --metrics-dir {params.metrics_dir} --pretrain-dir {params.pretrain_dir} {params.attributes}"
+        " --out {params.out} > {log} 2>&1"

@@ -9,6 +9,8 @@ rule pretrain:
         tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
     output:
         model=f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/model/model.safetensors",
+        # the learning curve (validation after every epoch), on the synthetic corpus
+        **({} if real_corpus() else {"validation": f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/val.jsonl"}),
     params:
         settings=config_overrides("model", "objective", "train"),
         out=lambda wildcards, output: os.path.dirname(os.path.dirname(output.model)),
@@ -30,7 +32,11 @@ rule pretrain:
 
 
 rule finetune:
-    """Fine-tune a pre-trained model for retrieval under one setting; the model is selected on validation."""
+    """Fine-tune a pre-trained model for retrieval under one setting; the model is selected on validation.
+
+    Selection includes the starting point (epoch 0); the k_test re-ranking depth is then chosen on
+    validation too and recorded in retrieval.json beside the weights.
+    """
     input:
         start=finetune_start,
         train=lambda wildcards: finetune_train_manifest(wildcards.dataset, wildcards.setting),
@@ -38,6 +44,7 @@ rule finetune:
         tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
     output:
         model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
+        retrieval=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/retrieval.json",
     params:
         settings=lambda wildcards: " ".join(
             [dataset_overrides(wildcards.dataset, "model"), config_overrides("train"),

@@ -1,5 +1,7 @@
 """Evaluation of a saved model: two-stage retrieval, Recall@K / mR / MRV with bootstrap CIs, run comparison.
 
+Also ``k_test`` chosen on validation (``ccrk.evaluation.ktest``), which ``ccrk finetune`` runs.
+
 ``ccrk evaluate`` and ``ccrk compare`` (``ccrk.evaluation.cli``) are thin
 wrappers around :func:`evaluate` and :func:`compare_runs`. Names are
 imported lazily so that importing the command-line module does not load
@@ -23,6 +25,12 @@ _EXPORTS = {
     "encode_texts": "ccrk.evaluation.encode",
     "LanguageRanks": "ccrk.evaluation.retrieval",
     "rank_language": "ccrk.evaluation.retrieval",
+    "rank_language_ks": "ccrk.evaluation.retrieval",
+    "RETRIEVAL_FILE": "ccrk.evaluation.ktest",
+    "choose_k_test": "ccrk.evaluation.ktest",
+    "read_retrieval_choice": "ccrk.evaluation.ktest",
+    "validation_scores": "ccrk.evaluation.ktest",
+    "write_retrieval_choice": "ccrk.evaluation.ktest",
     "score_pairs": "ccrk.evaluation.retrieval",
     "topk_candidates": "ccrk.evaluation.retrieval",
     "RankSet": "ccrk.evaluation.rankset",

@@ -14,10 +14,20 @@ from pathlib import Path
 from ccrk.cli import add_config_args
 
 
+def _k_test_flag(value: str) -> int | str:
+    """``--k-test``: a number, or ``auto`` (validated with the config value by ``EvalOptions``)."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {value!r}") from None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ccrk.config import load_config, section
     from ccrk.evaluation.options import EvalOptions
-    from ccrk.evaluation.run import METRICS_FILE, RANKS_FILE, evaluate, format_summary
+    from ccrk.evaluation.run import METRICS_FILE, RANKS_FILE, RANKS_ITC_FILE, evaluate, format_summary
 
     config = load_config(args.config, args.overrides)
     options = EvalOptions.from_config(
@@ -40,7 +50,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          {"image_root": args.image_root, "config": config, "progress": stderr_line})
     metrics = launch_from_args(job, args, config, f"evaluate-{Path(args.out).name}", single_device=True)
     print(format_summary(metrics))
-    print(f"\nwrote {args.out / METRICS_FILE} and {args.out / RANKS_FILE} in {time.perf_counter() - start:.1f} s")
+    print(f"\nwrote {args.out / METRICS_FILE}, {args.out / RANKS_FILE} and {args.out / RANKS_ITC_FILE} "
+          f"in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -65,7 +76,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="two-stage retrieval on a test manifest: Recall@K, mR, MRV with bootstrap CIs, per-instance ranks",
+        help="two-stage retrieval on a test manifest: Recall@K, mR, MRV with bootstrap CIs, per-instance ranks "
+             "(and the ITC-only ones)",
     )
     add_config_args(p)
     p.add_argument("--model", type=Path, required=True, help="saved model directory (config.json + model.safetensors)")
@@ -77,7 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mrv-languages",
         help="comma-separated codes for MRV, or 'none' (default: evaluate.mrv_languages, else en,de,ja,zh)",
     )
-    p.add_argument("--k-test", type=int, help="candidates re-ranked by the ITM head per query (default 128)")
+    p.add_argument(
+        "--k-test", type=_k_test_flag,
+        help="candidates re-ranked by the ITM head per query (default 128), or 'auto': the k ccrk finetune chose "
+             "on validation (the model directory's retrieval.json)",
+    )
     p.add_argument("--batch-size", type=int, help="images or captions a forward when encoding (default 64)")
     p.add_argument("--itm-batch-size", type=int, help="image-caption pairs a forward of the ITM head (default 256)")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples of test images (default 1000)")
@@ -86,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="torch device, or 'auto' = cuda if available (default)")
     p.add_argument("--num-workers", type=int, help="image-loading worker processes (default 0)")
     p.add_argument(
-        "--out", type=Path, required=True, help="run directory for metrics.json and ranks.npz (replaced atomically)"
+        "--out", type=Path, required=True,
+        help="run directory for metrics.json, ranks.npz and ranks_itc.npz (replaced atomically)",
     )
     from ccrk.launch import add_launcher_args
 

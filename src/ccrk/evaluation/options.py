@@ -18,6 +18,8 @@ from ccrk.data.languages import is_iso639_1
 
 #: The paper's MRV4 languages (xFlickr&CO): en, de, ja, zh.
 DEFAULT_MRV_LANGUAGES: tuple[str, ...] = ("en", "de", "ja", "zh")
+#: ``evaluate.k_test`` value meaning "the k_test in the model's retrieval.json" (``ccrk.evaluation.ktest``).
+K_TEST_AUTO = "auto"
 
 
 def parse_languages(value: Any, key: str, allow_none_word: bool = False) -> tuple[str, ...] | None:
@@ -52,19 +54,32 @@ def _positive_int(key: str, value: Any) -> int:
     return value
 
 
+def _k_test(key: str, value: Any) -> int | str:
+    """A positive integer, or ``"auto"``: the k chosen on validation, read from the model directory at run time."""
+    if value == K_TEST_AUTO:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"{key} must be a positive integer or {K_TEST_AUTO!r} (the k_test ccrk finetune chose on validation), "
+            f"got {value!r}"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class EvalOptions:
     """How ``ccrk evaluate`` runs; every field is an ``evaluate.<name>`` config key.
 
     ``languages=None`` evaluates every language of the manifest;
     ``mrv_languages`` of ``[]``, ``null`` or ``"none"`` switches MRV off. ``k_test`` candidates per query are
-    re-ranked by the matching head (the paper's k_test=128). ``bootstrap``
+    re-ranked by the matching head (the paper's k_test=128); ``"auto"`` takes the k that ``ccrk finetune``
+    chose on validation and recorded in the model directory. ``bootstrap``
     resamples of test images give the ``1 - alpha`` intervals.
     """
 
     languages: tuple[str, ...] | None = None
     mrv_languages: tuple[str, ...] = DEFAULT_MRV_LANGUAGES
-    k_test: int = 128
+    k_test: int | str = 128
     batch_size: int = 64
     itm_batch_size: int = 256
     bootstrap: int = 1000
@@ -82,7 +97,8 @@ class EvalOptions:
         if len(mrv) == 1:
             raise ConfigError(f"{w}.mrv_languages: MRV compares languages, give at least 2 (or none), got {list(mrv)}")
         object.__setattr__(self, "mrv_languages", mrv)
-        for key in ("k_test", "batch_size", "itm_batch_size", "bootstrap"):
+        _k_test(f"{w}.k_test", self.k_test)
+        for key in ("batch_size", "itm_batch_size", "bootstrap"):
             _positive_int(f"{w}.{key}", getattr(self, key))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"{w}.seed must be a non-negative integer, got {self.seed!r}")

@@ -5,7 +5,11 @@ dominates evaluation. The paper's public code scores the top ``k`` of each
 image query and, separately, of each caption query, so a pair on both lists
 is scored twice: ``(I + T) * k`` forwards. Here the union of both lists is
 scored once (:func:`ccrk.metrics.topk_pairs_union`) and scattered back into
-both directions.
+both directions. Several ``k`` can be ranked from one ITM pass over the
+largest ``k``'s pairs (:func:`rank_language_ks`), which is how fine-tuning
+chooses ``k_test`` on validation; every language also gets its ITC-only
+ranks (the similarity order alone, what ``k = 1`` gives), so a report can
+show what re-ranking added or cost.
 
 Memory: the float32 similarity ``[I, T]`` of the current language is the one
 full-size matrix (5,000 x 25,000 is 0.5 GB); top-k selection, the float64
@@ -14,14 +18,14 @@ two-stage scores and the ranks work on chunks of :data:`CHUNK_BYTES`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ccrk.evaluation.encode import ImageEncoding, TextEncoding
-from ccrk.metrics import ranks_i2t, ranks_t2i, topk_pairs_union, two_stage_scores
+from ccrk.metrics import PairUnion, ranks_i2t, ranks_t2i, topk_pairs_union, two_stage_scores
 from ccrk.models import CCRModel
 
 #: Bytes of query-by-candidate scores handled at once after the similarity matrix.
@@ -30,10 +34,16 @@ CHUNK_BYTES = 64 * 2**20
 
 @dataclass
 class LanguageRanks:
-    """Ranks of one language; ``i2t`` is over all test images, -1 where an image has no caption here."""
+    """Ranks of one language; ``i2t`` is over all test images, -1 where an image has no caption here.
+
+    ``t2i``/``i2t`` are the two-stage ranks at ``k_test``; ``itc_t2i``/``itc_i2t`` the ranks by contrastive
+    similarity alone (same layout), kept beside them because a weak matching head can undo a good ITC order.
+    """
 
     t2i: np.ndarray
     i2t: np.ndarray
+    itc_t2i: np.ndarray
+    itc_i2t: np.ndarray
     k_t2i: int
     k_i2t: int
     pairs_scored: int
@@ -136,7 +146,108 @@ def two_stage_ranks(
     return out
 
 
+def _scores_of_pairs(scored: PairUnion, itm: np.ndarray, wanted: PairUnion, n_txt: int) -> np.ndarray:
+    """ITM scores of ``wanted``'s pairs, looked up among those ``scored`` (a superset), so none is scored twice.
+
+    The top-k candidates under the total order (score descending, index
+    ascending) are nested in k, so the pairs of a smaller k are always among
+    those of the largest; a miss would be a bug, not bad input.
+    """
+    keys = scored.images * n_txt + scored.texts  # ascending: topk_pairs_union sorts its pairs
+    want = wanted.images * n_txt + wanted.texts
+    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    if not np.array_equal(keys[pos], want):
+        raise RuntimeError("a re-ranking pair of a smaller k_test is not among those of the largest")
+    return itm[pos]
+
+
+def _over_all_images(gallery_ranks: np.ndarray, gallery: np.ndarray, n_all: int) -> np.ndarray:
+    """Image-to-text ranks of the gallery spread over every test image, -1 for images outside it."""
+    out = np.full(n_all, -1, dtype=np.int64)
+    out[gallery] = gallery_ranks
+    return out
+
+
 @torch.no_grad()
+def rank_language_ks(
+    model: CCRModel,
+    images: ImageEncoding,
+    texts: TextEncoding,
+    txt2img: np.ndarray,
+    k_tests: Sequence[int],
+    itm_batch_size: int,
+) -> dict[int, LanguageRanks]:
+    """Two-stage ranks of one language at each of ``k_tests``, from one ITM pass over the largest k's pairs.
+
+    The gallery is the images with a caption in this language (see
+    ``ccrk.evaluation.data``). Each ``k`` is capped by the number of
+    candidates; its re-ranked set is chosen exactly as a run at that ``k``
+    alone would choose it. ``pairs_scored`` is the pairs that ``k`` needs
+    (what a run at that ``k`` alone would score), ``pairs_public`` what the
+    public code's two separate re-ranking passes would score, ``(T * k_t2i
+    + I * k_i2t)``. The ITC-only ranks are the same in every entry.
+    """
+    ks = sorted({int(k) for k in k_tests})
+    if not ks or ks[0] < 1:
+        raise ValueError(f"k_test values must be positive integers, got {list(k_tests)}")
+    shared: dict[str, float] = {}
+    t0 = time.perf_counter()
+    gallery, local = np.unique(txt2img, return_inverse=True)
+    local = local.reshape(-1)
+    device = texts.feats.device
+    sim = images.feats.index_select(0, torch.from_numpy(gallery).to(device)) @ texts.feats.T  # [G, T]
+    n_img, n_txt = sim.shape
+    topk = {k: (topk_by_query(sim, "t2i", min(k, n_img)), topk_by_query(sim, "i2t", min(k, n_txt))) for k in ks}
+    unions = {k: topk_pairs_union(*topk[k]) for k in ks}
+    shared["similarity_topk_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    # A re-ranked list of one candidate keeps its order: k = 1 in both directions is the contrastive
+    # ranking itself and needs no matching-head forward at all.
+    reranked = [k for k in ks if topk[k][0].shape[1] > 1 or topk[k][1].shape[1] > 1]
+    largest = unions[reranked[-1]] if reranked else None
+    itm = (score_pairs(model, images.tokens, gallery[largest.images], texts, largest.texts, itm_batch_size)
+           if largest is not None else None)
+    shared["itm_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    order = np.argsort(local, kind="stable")
+    img2txt = np.split(order, np.cumsum(np.bincount(local, minlength=n_img))[:-1])
+    n_all = images.feats.shape[0]
+    itc_t2i = ranks_t2i(sim.T, local)
+    itc_i2t = _over_all_images(ranks_i2t(sim, img2txt), gallery, n_all)
+    shared["itc_ranks_s"] = time.perf_counter() - t0
+
+    out: dict[int, LanguageRanks] = {}
+    for k in ks:
+        t0 = time.perf_counter()
+        topk_t2i, topk_i2t = topk[k]
+        union = unions[k]
+        if k in reranked:
+            itm_k = _scores_of_pairs(largest, itm, union, n_txt)
+            r_t2i = two_stage_ranks(
+                sim, "t2i", topk_t2i, union.scatter_t2i(itm_k), lambda s, a, b: ranks_t2i(s, local[a:b])
+            )
+            r_i2t = _over_all_images(two_stage_ranks(
+                sim, "i2t", topk_i2t, union.scatter_i2t(itm_k), lambda s, a, b: ranks_i2t(s, img2txt[a:b])
+            ), gallery, n_all)
+        else:
+            r_t2i, r_i2t = itc_t2i, itc_i2t
+        k_t2i, k_i2t = topk_t2i.shape[1], topk_i2t.shape[1]
+        out[k] = LanguageRanks(
+            t2i=r_t2i,
+            i2t=r_i2t,
+            itc_t2i=itc_t2i,
+            itc_i2t=itc_i2t,
+            k_t2i=k_t2i,
+            k_i2t=k_i2t,
+            pairs_scored=len(union) if k in reranked else 0,
+            pairs_public=n_txt * k_t2i + n_img * k_i2t,
+            timings={**shared, "ranks_s": time.perf_counter() - t0},
+        )
+    return out
+
+
 def rank_language(
     model: CCRModel,
     images: ImageEncoding,
@@ -145,50 +256,8 @@ def rank_language(
     k_test: int,
     itm_batch_size: int,
 ) -> LanguageRanks:
-    """Text-to-image and image-to-text ranks of one language's captions against its gallery.
+    """Text-to-image and image-to-text ranks of one language's captions at one ``k_test``.
 
-    The gallery is the images with a caption in this language (see
-    ``ccrk.evaluation.data``). ``k_test`` is capped by the number of
-    candidates; ``pairs_public`` is what the public code's two separate
-    re-ranking passes would score, ``(T * k_t2i + I * k_i2t)``.
+    See :func:`rank_language_ks`, of which this is the single-``k`` case.
     """
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    gallery, local = np.unique(txt2img, return_inverse=True)
-    local = local.reshape(-1)
-    device = texts.feats.device
-    sim = images.feats.index_select(0, torch.from_numpy(gallery).to(device)) @ texts.feats.T  # [G, T]
-    n_img, n_txt = sim.shape
-    k_t2i, k_i2t = min(k_test, n_img), min(k_test, n_txt)
-    topk_t2i = topk_by_query(sim, "t2i", k_t2i)
-    topk_i2t = topk_by_query(sim, "i2t", k_i2t)
-    union = topk_pairs_union(topk_t2i, topk_i2t)
-    timings["similarity_topk_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    itm = score_pairs(model, images.tokens, gallery[union.images], texts, union.texts, itm_batch_size)
-    timings["itm_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    r_t2i = two_stage_ranks(
-        sim, "t2i", topk_t2i, union.scatter_t2i(itm), lambda s, a, b: ranks_t2i(s, local[a:b])
-    )
-    order = np.argsort(local, kind="stable")
-    img2txt = np.split(order, np.cumsum(np.bincount(local, minlength=n_img))[:-1])
-    r_i2t = two_stage_ranks(
-        sim, "i2t", topk_i2t, union.scatter_i2t(itm), lambda s, a, b: ranks_i2t(s, img2txt[a:b])
-    )
-    timings["ranks_s"] = time.perf_counter() - t0
-
-    n_all = images.feats.shape[0]
-    i2t = np.full(n_all, -1, dtype=np.int64)
-    i2t[gallery] = r_i2t
-    return LanguageRanks(
-        t2i=r_t2i,
-        i2t=i2t,
-        k_t2i=k_t2i,
-        k_i2t=k_i2t,
-        pairs_scored=len(union),
-        pairs_public=n_txt * k_t2i + n_img * k_i2t,
-        timings=timings,
-    )
+    return rank_language_ks(model, images, texts, txt2img, [k_test], itm_batch_size)[int(k_test)]

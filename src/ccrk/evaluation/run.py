@@ -1,4 +1,4 @@
-"""``ccrk evaluate``: a saved model on a test manifest -> ``metrics.json`` + ``ranks.npz``.
+"""``ccrk evaluate``: a saved model on a test manifest -> ``metrics.json`` + ``ranks.npz`` + ``ranks_itc.npz``.
 
 Flow: validate everything that can be validated without the model (manifest,
 images, languages, MRV coverage, output path, model directory); encode every
@@ -7,6 +7,13 @@ language's captions) encode its captions, rank both directions with
 two-stage retrieval, and drop the language's tensors; finally bootstrap the
 metrics and write the run directory atomically, so it is either complete or
 untouched.
+
+The headline numbers are two-stage at ``k_test``; the ``itc_only`` section
+holds the same summary of the contrastive ranks alone (``ranks_itc.npz``),
+because a weak matching head can make re-ranking worse than no re-ranking
+and only the pair shows it. ``k_test: auto`` takes the ``k_test`` that
+``ccrk finetune`` chose on validation (``retrieval.json`` in the model
+directory), so the test split never picks it.
 """
 from __future__ import annotations
 
@@ -18,12 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ccrk import __version__
 from ccrk.atomic import atomic_directory
-from ccrk.evaluation.data import check_mrv_coverage, load_eval_data
+from ccrk.evaluation.data import EvalData, check_mrv_coverage, load_eval_data
 from ccrk.evaluation.encode import encode_images, encode_texts
+from ccrk.evaluation.ktest import resolve_k_test
 from ccrk.evaluation.options import EvalOptions
 from ccrk.evaluation.provenance import config_hash, git_revision
 from ccrk.evaluation.rankset import RankSet
@@ -35,6 +44,8 @@ from ccrk.tokenizer import load_tokenizer
 FORMAT = "ccrk.metrics/1"
 METRICS_FILE = "metrics.json"
 RANKS_FILE = "ranks.npz"
+#: The ITC-only ranks (similarity order, no re-ranking), same format as :data:`RANKS_FILE`.
+RANKS_ITC_FILE = "ranks_itc.npz"
 
 Progress = Callable[[str], None]
 
@@ -68,6 +79,20 @@ def _check_out(out_dir: Path) -> None:
         raise ValueError(f"--out {out_dir} exists and is not a directory")
 
 
+def _rankset(
+    data: EvalData, mrv_languages: list[str], t2i: dict[str, np.ndarray], i2t: dict[str, np.ndarray]
+) -> RankSet:
+    """Ranks of every language with the test set's image ids and caption owners: one layout for both rank files."""
+    return RankSet(
+        image_ids=list(data.image_ids),
+        languages=list(data.languages),
+        mrv_languages=mrv_languages,
+        t2i=t2i,
+        txt2img={lang: data.captions[lang].txt2img for lang in data.languages},
+        i2t=i2t,
+    )
+
+
 def evaluate(
     model_dir: str | os.PathLike[str],
     tokenizer: str | os.PathLike[str],
@@ -79,9 +104,9 @@ def evaluate(
     config: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a saved model and write ``out_dir/metrics.json`` and ``out_dir/ranks.npz``; returns the metrics.
+    """Evaluate a saved model; write ``metrics.json``, ``ranks.npz``, ``ranks_itc.npz`` to ``out_dir``; return metrics.
 
-    ``out_dir`` is replaced as a whole once both files are complete; on any
+    ``out_dir`` is replaced as a whole once all files are complete; on any
     error it is left as it was. ``config`` is the loaded YAML the options came
     from; it is recorded with the resolved ``evaluate`` section.
     """
@@ -91,6 +116,7 @@ def evaluate(
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     _check_out(out_dir)
     meta = _model_meta(model_dir)
+    k_test, k_test_source = resolve_k_test(options.k_test, model_dir)
     data = load_eval_data(manifest, image_root=image_root, languages=options.languages)
     mrv_languages = list(options.mrv_languages)
     if mrv_languages:
@@ -106,15 +132,16 @@ def evaluate(
     timings["encode_images_s"] = time.perf_counter() - t0
     say(f"encoded {data.n_images} images in {timings['encode_images_s']:.1f} s on {device}")
 
-    ranks_t2i, ranks_i2t, pairs, per_lang_times = {}, {}, {}, {}
+    ranks_t2i, ranks_i2t, itc_t2i, itc_i2t, pairs, per_lang_times = {}, {}, {}, {}, {}, {}
     for lang in data.languages:
         t0 = time.perf_counter()
         captions = data.captions[lang]
         texts = encode_texts(model, tok, captions.texts, options.batch_size, device)
         encode_s = time.perf_counter() - t0
-        result = rank_language(model, images, texts, captions.txt2img, options.k_test, options.itm_batch_size)
+        result = rank_language(model, images, texts, captions.txt2img, k_test, options.itm_batch_size)
         del texts
         ranks_t2i[lang], ranks_i2t[lang] = result.t2i, result.i2t
+        itc_t2i[lang], itc_i2t[lang] = result.itc_t2i, result.itc_i2t
         pairs[lang] = {"scored": result.pairs_scored, "public_code": result.pairs_public,
                        "k_t2i": result.k_t2i, "k_i2t": result.k_i2t}
         per_lang_times[lang] = {"encode_text_s": encode_s, **result.timings, "total_s": time.perf_counter() - t0}
@@ -127,16 +154,12 @@ def evaluate(
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
-    rankset = RankSet(
-        image_ids=list(data.image_ids),
-        languages=list(data.languages),
-        mrv_languages=mrv_languages,
-        t2i=ranks_t2i,
-        txt2img={lang: data.captions[lang].txt2img for lang in data.languages},
-        i2t=ranks_i2t,
-    )
+    rankset = _rankset(data, mrv_languages, ranks_t2i, ranks_i2t)
+    itc_rankset = _rankset(data, mrv_languages, itc_t2i, itc_i2t)
     t0 = time.perf_counter()
+    # One seed for both: the same image resamples, so the two summaries' intervals are comparable.
     summary = summarize(rankset, n_resamples=options.bootstrap, alpha=options.alpha, seed=options.seed)
+    itc_summary = summarize(itc_rankset, n_resamples=options.bootstrap, alpha=options.alpha, seed=options.seed)
     timings["metrics_s"] = time.perf_counter() - t0
 
     scored = sum(p["scored"] for p in pairs.values())
@@ -158,10 +181,12 @@ def evaluate(
         "mrv_languages": mrv_languages,
         "n_images": data.n_images,
         "n_captions": data.n_captions(),
-        "k_test": options.k_test,
+        "k_test": k_test,
+        "k_test_source": k_test_source,
         "itm_score": "match-class logit of the ITM head",
         "bootstrap": {"n_resamples": options.bootstrap, "alpha": options.alpha, "seed": options.seed, "unit": "image"},
         **summary,
+        "itc_only": itc_summary,
         "itm_pairs": {
             "scored": scored,
             "public_code": public,
@@ -174,6 +199,7 @@ def evaluate(
 
     with atomic_directory(out_dir) as tmp:
         rankset.save(tmp / RANKS_FILE)
+        itc_rankset.save(tmp / RANKS_ITC_FILE)
         timings["total_s"] = time.perf_counter() - start
         text = json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         (tmp / METRICS_FILE).write_text(text, encoding="utf-8")
@@ -181,7 +207,7 @@ def evaluate(
 
 
 def format_summary(metrics: dict[str, Any]) -> str:
-    """The table ``ccrk evaluate`` prints: R@1 per direction and mR a language, MRV, ITM pairs."""
+    """The table ``ccrk evaluate`` prints: R@1 per direction and mR a language, MRV, ITM pairs, the ITC-only average."""
     head = f"{'lang':<6} {'R@1 t2i':>8} {'R@1 i2t':>8} {'mR':>7} {'ITM pairs':>11} {'public':>11}"
     lines = [head, "-" * len(head)]
     for lang in metrics["languages"]:
@@ -206,4 +232,12 @@ def format_summary(metrics: dict[str, Any]) -> str:
         )
     lines.append(f"ITM pairs scored: {pairs['scored']:,} of the public code's {pairs['public_code']:,} "
                  f"({100 * pairs['saved_fraction']:.1f}% saved)")
+    itc = metrics.get("itc_only")
+    if itc:  # metrics.json files written before the section existed have none
+        avg_itc = itc["average"]
+        lines.append(
+            f"ITC only (no re-ranking; above: k_test {metrics['k_test']}): avg R@1 t2i "
+            f"{avg_itc['t2i']['R@1']['value']:.2f}  i2t {avg_itc['i2t']['R@1']['value']:.2f}  "
+            f"mR {avg_itc['mR']['value']:.2f}"
+        )
     return "\n".join(lines)

@@ -45,7 +45,8 @@ class CCRModel(nn.Module):
         self.built_from = config
         # Text first: its config errors (vocab size, layer counts) then surface before the slower image build.
         tower = build_text_tower(config, tokenizer=tokenizer, vocab_size=vocab_size)
-        self.image = ImageEncoder(config.image_encoder, config.image_size, config.image_pretrained, config.image_kwargs)
+        self.image = ImageEncoder(config.image_encoder, config.image_size, config.image_pretrained, config.image_kwargs,
+                                  pooling=config.image_pooling)
         self.text = tower.model
         self.max_text_length = tower.max_text_length
         tc = self.text.config
@@ -105,7 +106,7 @@ class CCRModel(nn.Module):
         them randomly: the label follows the paper's recipe, not this run's
         weights, so the learning-rate groups are the same at every scale.
         """
-        prefixes = ["vision_proj.", "text_proj.", "itm_head."]
+        prefixes = ["vision_proj.", "text_proj.", "itm_head.", "image.pool."]
         if self.config.fusion_init_from_text:
             prefixes += [
                 f"fusion.layers.{i}.{part}."
@@ -180,8 +181,37 @@ class CCRModel(nn.Module):
             raise ValueError(
                 f"text length {input_ids.shape[1]} exceeds the {self.max_text_length} positions of the text model"
             )
-        tokens = self.text(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return tokens, F.normalize(self.text_proj(tokens[:, 0]), dim=-1)
+        tokens = self._text_states(input_ids, attention_mask)
+        return tokens, F.normalize(self.text_proj(self.pool_text(tokens, attention_mask)), dim=-1)
+
+    def _text_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Text tower states ``[T,L,H]``, in ``model.text_length_buckets`` groups of similar caption length.
+
+        Rows are sorted by length and cut into groups; each group runs cut to
+        its own longest caption and is padded back with zeros (padding states
+        are masked out wherever they are read). Right padding is required for
+        the cut; anything else runs as one batch.
+        """
+        buckets = self.config.text_length_buckets
+        rows, width = input_ids.shape
+        lengths = attention_mask.sum(dim=1)
+        right_padded = bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all()) if width > 1 else True
+        if buckets <= 1 or rows < 2 * buckets or not right_padded:
+            return self.text(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        order = torch.argsort(lengths, stable=True)
+        parts = []
+        for group in order.chunk(buckets):
+            cut = max(1, int(lengths[group].max()))
+            states = self.text(input_ids=input_ids[group, :cut], attention_mask=attention_mask[group, :cut])
+            parts.append(F.pad(states.last_hidden_state, (0, 0, 0, width - cut)))
+        return torch.cat(parts).index_select(0, torch.argsort(order))
+
+    def pool_text(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """One vector per row of ``states[T,L,H]``: the [CLS] state, or the mean of the real tokens (model.text_pooling)."""
+        if self.config.text_pooling == "cls":
+            return states[:, 0]
+        weights = attention_mask.to(states.dtype).unsqueeze(-1)
+        return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
     def fuse(
         self,
@@ -223,8 +253,9 @@ class CCRModel(nn.Module):
         image_tokens: torch.Tensor,
         image_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Matching logits ``[T,2]`` (class 1 = the pair matches) from the fused [CLS] state."""
-        return self.itm_head(self.fuse(text_tokens, attention_mask, image_tokens, image_index)[:, 0])
+        """Matching logits ``[T,2]`` (class 1 = the pair matches) from the fused states, pooled as the text is."""
+        fused = self.fuse(text_tokens, attention_mask, image_tokens, image_index)
+        return self.itm_head(self.pool_text(fused, attention_mask))
 
     def mlm_logits(
         self,

@@ -30,6 +30,14 @@ TINY_TEXT_CONFIG: dict[str, Any] = {
 }
 
 ITM_HEADS = ("linear", "mlp")
+#: How a caption (and a fused caption-image sequence) becomes one vector: X-VLM's [CLS] state, or the mean
+#: of the real tokens (open_clip's default for Hugging Face text towers). A text tower trained from scratch
+#: starts with a [CLS] state that barely depends on the caption (cosine ~1 between any two), which the mean does not.
+TEXT_POOLINGS = ("cls", "mean")
+#: How the image grid becomes the global token: its mean (X-VLM's Swin), or CLIP-style attention pooling with
+#: learned position embeddings, which also go onto the grid tokens the fusion layers attend to. The mean of a
+#: grid cannot tell where an object is; position embeddings can.
+IMAGE_POOLINGS = ("mean", "attention")
 
 
 class ModelConfigError(ValueError):
@@ -61,6 +69,11 @@ class ModelConfig:
     ``fusion_layers`` initialise the fusion self-attention and feed-forward.
     The paper's public code takes the odd layers 1, 3, ..., 23 of XLM-R-large
     (6 text + 6 fusion).
+
+    ``text_length_buckets`` > 1 encodes a batch's captions in that many groups
+    of similar length, each padded only to its own longest caption: with K
+    languages in a batch (Japanese captions are twice as long as Czech ones)
+    one padded batch spends most of the text tower on padding.
     """
 
     image_encoder: str = "vit_tiny_patch16_224"
@@ -74,6 +87,9 @@ class ModelConfig:
     fusion_layers: int = 2
     fusion_init_from_text: bool = False
     itm_head: str = "linear"
+    text_pooling: str = "cls"
+    image_pooling: str = "mean"
+    text_length_buckets: int = 1
     embed_dim: int = 256
     temp_init: float = 0.07
     temp_min: float = 0.001
@@ -88,10 +104,12 @@ class ModelConfig:
         _check_type("text_encoder", self.text_encoder, (str,), allow_none=True)
         _check_type("text_config", self.text_config, (dict,), allow_none=True)
         _check_type("text_source_layers", self.text_source_layers, (list, tuple), allow_none=True)
-        for key in ("text_layers", "fusion_layers", "embed_dim", "max_length"):
+        for key in ("text_layers", "fusion_layers", "embed_dim", "max_length", "text_length_buckets"):
             _check_type(key, getattr(self, key), (int,))
         _check_type("fusion_init_from_text", self.fusion_init_from_text, (bool,))
         _check_type("itm_head", self.itm_head, (str,))
+        _check_type("text_pooling", self.text_pooling, (str,))
+        _check_type("image_pooling", self.image_pooling, (str,))
         for key in ("temp_init", "temp_min", "temp_max"):
             _check_type(key, getattr(self, key), (int, float))
 
@@ -99,11 +117,19 @@ class ModelConfig:
             raise ModelConfigError("model.image_encoder must name a timm model")
         if self.image_pretrained == "":
             raise ModelConfigError('model.image_pretrained must be null, "hub" or a weights file path, got ""')
-        for key in ("image_size", "text_layers", "fusion_layers", "embed_dim", "max_length"):
+        for key in ("image_size", "text_layers", "fusion_layers", "embed_dim", "max_length", "text_length_buckets"):
             if getattr(self, key) < 1:
                 raise ModelConfigError(f"model.{key} must be >= 1, got {getattr(self, key)}")
         if self.itm_head not in ITM_HEADS:
             raise ModelConfigError(f"model.itm_head must be one of {list(ITM_HEADS)}, got {self.itm_head!r}")
+        if self.text_pooling not in TEXT_POOLINGS:
+            raise ModelConfigError(
+                f"model.text_pooling must be one of {list(TEXT_POOLINGS)}, got {self.text_pooling!r}"
+            )
+        if self.image_pooling not in IMAGE_POOLINGS:
+            raise ModelConfigError(
+                f"model.image_pooling must be one of {list(IMAGE_POOLINGS)}, got {self.image_pooling!r}"
+            )
         if not 0 < self.temp_min <= self.temp_init <= self.temp_max:
             raise ModelConfigError(
                 "model.temp_init must lie in [temp_min, temp_max] with temp_min > 0, got "

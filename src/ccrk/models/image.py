@@ -105,11 +105,47 @@ def _create(name: str, pretrained: bool, image_size: int, kwargs: dict) -> nn.Mo
         return timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
 
 
+class AttentionPool(nn.Module):
+    """CLIP-style pooling of a grid: the mean token queries the grid, everything with learned positions.
+
+    Returns ``[B, 1 + N, width]``: the pooled token, then the grid tokens with
+    their position embedding added, so the fusion layers' cross-attention also
+    knows which cell a token comes from.
+    """
+
+    def __init__(self, width: int, tokens: int, heads: int) -> None:
+        super().__init__()
+        self.tokens = tokens
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + tokens, width))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        if grid.shape[1] != self.tokens:
+            raise ValueError(f"attention pooling was built for {self.tokens} grid tokens, got {grid.shape[1]}")
+        x = torch.cat([grid.mean(dim=1, keepdim=True), grid], dim=1) + self.pos_embed
+        pooled, _ = self.attn(x[:, :1], x, x, need_weights=False)
+        return torch.cat([pooled, x[:, 1:]], dim=1)
+
+
+def _pool_heads(width: int) -> int:
+    """Heads of 32 channels or more, dividing ``width``."""
+    for heads in (8, 4, 3, 2):
+        if width % heads == 0 and width // heads >= 32:
+            return heads
+    return 1
+
+
 class ImageEncoder(nn.Module):
     """timm backbone -> ``[B, 1 + N, width]`` tokens, token 0 being the global one."""
 
     def __init__(
-        self, name: str, image_size: int, pretrained: str | None = None, kwargs: dict | None = None
+        self,
+        name: str,
+        image_size: int,
+        pretrained: str | None = None,
+        kwargs: dict | None = None,
+        pooling: str = "mean",
     ) -> None:
         super().__init__()
         self.image_size = image_size
@@ -131,6 +167,23 @@ class ImageEncoder(nn.Module):
         self.load_report: WeightsReport | None = None
         if pretrained not in (None, "hub"):
             self.load_report = load_local_weights(self.backbone, pretrained)
+        self.pool: AttentionPool | None = None
+        if pooling == "attention":
+            if self.has_cls:
+                raise ValueError(f"model.image_pooling 'attention' pools a grid, but {name} has a [CLS] token")
+            with torch.no_grad():  # the grid size follows from the backbone's strides at this image size
+                tokens = self._grid(torch.zeros(1, 3, image_size, image_size)).shape[1]
+            self.pool = AttentionPool(self.width, tokens, _pool_heads(self.width))
+        elif pooling != "mean":
+            raise ValueError(f"model.image_pooling must be 'mean' or 'attention', got {pooling!r}")
+
+    def _grid(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.backbone.forward_features(images)
+        if x.ndim == 4:
+            x = x.flatten(1, 2) if self.channels_last else x.flatten(2).transpose(1, 2)
+        elif x.ndim != 3:
+            raise ValueError(f"{type(self.backbone).__name__}.forward_features returned shape {tuple(x.shape)}")
+        return x
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[-2:] != (self.image_size, self.image_size):
@@ -138,11 +191,9 @@ class ImageEncoder(nn.Module):
                 f"images must be [B, C, {self.image_size}, {self.image_size}] (model.image_size), "
                 f"got {tuple(images.shape)}"
             )
-        x = self.backbone.forward_features(images)
-        if x.ndim == 4:
-            x = x.flatten(1, 2) if self.channels_last else x.flatten(2).transpose(1, 2)
-        elif x.ndim != 3:
-            raise ValueError(f"{type(self.backbone).__name__}.forward_features returned shape {tuple(x.shape)}")
+        x = self._grid(images)
+        if self.pool is not None:
+            return self.pool(x)
         if not self.has_cls:
             x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1)
         return x

@@ -1,5 +1,9 @@
 """``ccrk tables`` and ``ccrk figures``: the paper's tables and figures from evaluation outputs.
 
+Also ``ccrk attributes``: the per-attribute near-duplicate diagnostic of one
+saved model on the synthetic test split (:mod:`ccrk.report.attributes`),
+whose files ``ccrk figures --attributes`` draws.
+
 The input layout is documented in :mod:`ccrk.report.runs`. Heavy imports
 (pandas, matplotlib) happen inside the commands so that ``ccrk --help``
 stays fast.
@@ -8,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+
+from ccrk.cli import add_config_args
 
 
 def _found(results) -> str:  # type: ignore[no-untyped-def]
@@ -32,6 +39,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
+    from ccrk.report.attributes import attribute_runs
     from ccrk.report.figures import write_figures
     from ccrk.report.runs import discover, discover_pretrain
 
@@ -39,10 +47,41 @@ def cmd_figures(args: argparse.Namespace) -> int:
         raise ValueError(f"--dpi must be at least 10, got {args.dpi}")
     results = discover(args.metrics_dir)
     logs = discover_pretrain(args.pretrain_dir)
+    attributes = attribute_runs(args.attributes)
     print(_found(results), file=sys.stderr)
     print(f"found {len(logs)} pre-training logs under {args.pretrain_dir}", file=sys.stderr)
-    for path in write_figures(results, logs, args.out, dpi=args.dpi):
+    if attributes:
+        print(f"read {len(attributes)} attribute diagnostics (ccrk attributes)", file=sys.stderr)
+    for path in write_figures(results, logs, args.out, dpi=args.dpi, attributes=attributes):
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_attributes(args: argparse.Namespace) -> int:
+    from ccrk.config import load_config, section
+    from ccrk.evaluation.options import EvalOptions
+    from ccrk.launch import stderr_line
+    from ccrk.report.attributes import attribute_diagnostic, format_attributes
+
+    config = load_config(args.config, args.overrides)
+    # The evaluate: section's batch sizes, device and bootstrap settings; k_test and MRV play no part here.
+    options = EvalOptions.from_config(
+        section(config, "evaluate"),
+        languages=args.languages,
+        mrv_languages="none",
+        batch_size=args.batch_size,
+        itm_batch_size=args.itm_batch_size,
+        bootstrap=args.bootstrap,
+        alpha=args.alpha,
+        seed=args.seed,
+        device=args.device,
+        num_workers=args.num_workers,
+    )
+    start = time.perf_counter()
+    doc, _ = attribute_diagnostic(args.model, args.tokenizer, args.manifest, args.scenes, args.out, options,
+                                  image_root=args.image_root, progress=stderr_line)
+    print(format_attributes(doc))
+    print(f"\nwrote {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -73,5 +112,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrain-dir", type=Path, required=True,
                    help="pre-training run directories (e.g. results/models/pretrain)")
     p.add_argument("--out", type=Path, required=True, help="directory for the figures (e.g. results/figures)")
+    p.add_argument("--attributes", type=Path, nargs="+", default=[], metavar="FILE",
+                   help="also draw attribute_preference and attribute_preference_per_language from these "
+                        "ccrk attributes outputs (paths ending in <dataset>/<setting>/<objective>/seed<seed>/"
+                        "attributes.json)")
     p.add_argument("--dpi", type=int, default=150, help="resolution of the PNGs (default 150)")
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser(
+        "attributes",
+        help="near-duplicate diagnostic: how often a caption prefers its own image over the one differing in one "
+             "attribute (ITC and ITM), per attribute and language",
+        description="For every caption of the synthetic test split, whether it scores higher with its own image "
+        "than with its near-duplicate partner (scenes file: near_duplicate_of, changed), by the contrastive "
+        "similarity and by the matching head; rates per language x attribute with bootstrap intervals over "
+        "near-duplicate pairs. Batch sizes, device and bootstrap settings come from the evaluate: section "
+        "(flags override).",
+    )
+    add_config_args(p)
+    p.add_argument("--model", type=Path, required=True, help="saved model directory (config.json + model.safetensors)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory or Hugging Face name (offline)")
+    p.add_argument("--manifest", type=Path, required=True, help="test manifest (JSON Lines)")
+    p.add_argument("--scenes", type=Path, required=True,
+                   help="the split's ground truth written by ccrk synth (e.g. resources/synth/scenes/test.jsonl)")
+    p.add_argument("--image-root", type=Path, help="root of the manifest's image paths (default: its directory)")
+    p.add_argument("--languages", help="comma-separated codes (default: evaluate.languages, else all in the manifest)")
+    p.add_argument("--batch-size", type=int, help="images or captions a forward when encoding (default 64)")
+    p.add_argument("--itm-batch-size", type=int, help="image-caption pairs a forward of the ITM head (default 256)")
+    p.add_argument("--bootstrap", type=int, help="bootstrap resamples of near-duplicate pairs (default 1000)")
+    p.add_argument("--alpha", type=float, help="1 - confidence level of the intervals (default 0.05)")
+    p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
+    p.add_argument("--device", help="torch device, or 'auto' = cuda if available (default)")
+    p.add_argument("--num-workers", type=int, help="image-loading worker processes (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="the JSON file to write (atomically)")
+    p.set_defaults(func=cmd_attributes)

@@ -10,6 +10,13 @@
   one panel per objective.
 - ``loss_curves``: pre-training loss (total and each term) against step,
   per objective, every seed a thin line (and their mean a thick one).
+- ``attribute_preference`` (only with ``ccrk attributes`` outputs): how
+  often a caption scores higher with its own image than with its
+  near-duplicate partner, per differing attribute and objective, pooled over
+  languages, the mean over seeds with interval bars; the contrastive
+  similarity (ITC) and the matching head (ITM) side by side, chance dashed.
+- ``attribute_preference_per_language``: the same rates per language x
+  attribute as heat maps, one per objective and score.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg
 canvas (no pyplot state, no display needed) and saved without time stamps,
@@ -39,6 +46,7 @@ from matplotlib.patches import Patch
 from ccrk.atomic import atomic_open
 from ccrk.evaluation.rankset import RankSet
 from ccrk.metrics import per_instance_rank_std
+from ccrk.report.attributes import ALL, ATTRIBUTES, SCORES, AttributeRun
 from ccrk.report.runs import (
     DATASETS,
     DIRECTION_LABELS,
@@ -59,6 +67,16 @@ def _new_figure(**kwargs: Any) -> Figure:
 
 
 FIGURES: tuple[str, ...] = ("recall_per_language", "rank_std", "rank_scatter", "loss_curves")
+#: Drawn only from ``ccrk attributes`` outputs (``write_figures(..., attributes=...)``).
+ATTRIBUTE_FIGURES: tuple[str, ...] = ("attribute_preference", "attribute_preference_per_language")
+#: Drawn when the pre-training runs logged validation (``ccrk pretrain --val-manifest``).
+LEARNING_FIGURES: tuple[str, ...] = ("learning_curves",)
+#: What the learning curves show, each a panel: validation value -> (title, y label).
+VALIDATION_CURVES: dict[str, tuple[str, str]] = {
+    "r1": ("validation R@1 (contrastive, both directions)", "R@1 (%)"),
+    "mrv": ("validation MRV (rank std across languages; lower is more consistent)", "MRV (ranks)"),
+    "itm_auc": ("matching head: AUC, own caption vs another image's", "AUC (0.5 = chance)"),
+}
 FORMATS: tuple[str, ...] = ("png", "pdf")
 LOSS_TERMS: dict[str, str] = {
     "loss": "total loss",
@@ -347,18 +365,190 @@ def loss_figure(logs: Sequence[PretrainLog]) -> Figure:
     return fig
 
 
+def _per_objective_curves(ax: Any, data: pd.DataFrame, value: str, objectives: Sequence[str], multi: bool) -> None:
+    """Every seed a thin line, their mean a thick one, one colour an objective."""
+    for o in objectives:
+        sub = data[data["objective"] == o]
+        for _, one in sub.groupby("seed"):
+            ax.plot(one["step"], one[value], color=COLORS[o], linewidth=0.8 if multi else 1.6,
+                    alpha=0.45 if multi else 1.0, marker="." if not multi else None)
+        if sub["seed"].nunique() > 1:
+            wide = sub.pivot_table(index="step", columns="seed", values=value, aggfunc="last").dropna()
+            ax.plot(wide.index, wide.mean(axis=1), color=COLORS[o], linewidth=2.2)
+
+
+def learning_figure(logs: Sequence[PretrainLog]) -> Figure:
+    """Validation R@1, MRV and ITM AUC against pre-training step, per objective (``val.jsonl`` of each run)."""
+    frames = []
+    for log in logs:
+        if log.validation:
+            df = pd.DataFrame([{k: r.get(k) for k in ("step", *VALIDATION_CURVES)} for r in log.validation])
+            df["objective"], df["seed"] = log.objective, log.seed
+            frames.append(df)
+    if not frames:
+        raise ValueError("no pre-training run logged validation (ccrk pretrain --val-manifest): no learning curves")
+    data = pd.concat(frames, ignore_index=True).sort_values(["objective", "seed", "step"], kind="stable")
+    values = [v for v in VALIDATION_CURVES if data[v].notna().any()]
+    objectives = [o for o in OBJECTIVES if o in set(data["objective"])]
+    multi = data.groupby("objective")["seed"].nunique().max() > 1
+    fig = _new_figure(figsize=(5.2 * len(values), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(values), squeeze=False).ravel()
+    for ax, value in zip(axes, values):
+        _per_objective_curves(ax, data.astype({value: float}), value, objectives, multi)
+        title, ylabel = VALIDATION_CURVES[value]
+        ax.set_title("\n".join(textwrap.wrap(title, 40)))
+        ax.set_xlabel("pre-training step")
+        ax.set_ylabel(ylabel)
+        if value == "itm_auc":
+            ax.axhline(0.5, color="0.4", linestyle="--", linewidth=1)
+    handles: list[Any] = [Line2D([], [], color=COLORS[o], linewidth=2.2, label=OBJECTIVE_LABELS[o]) for o in objectives]
+    if multi:
+        handles += [Line2D([], [], color="0.3", linewidth=0.8, alpha=0.6, label="one seed"),
+                    Line2D([], [], color="0.3", linewidth=2.2, label="mean over seeds")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    fig.suptitle("Learning curves: validation after every pre-training epoch (step 0: the initial weights)")
+    return fig
+
+
+# -- (e) near-duplicate preference per attribute ---------------------------------------
+
+
+_SCORE_LABELS = {"itc": "contrastive similarity (ITC)", "itm": "matching head (ITM)"}
+
+
+def _attribute_groups(runs: Sequence[AttributeRun]) -> dict[tuple[str, str], dict[str, list[AttributeRun]]]:
+    """(dataset, setting) -> objective -> runs (seeds in order), settings in the other figures' order."""
+    out: dict[tuple[str, str], dict[str, list[AttributeRun]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        out[r.dataset, r.setting.name][r.objective].append(r)
+    order = sorted(out, key=lambda k: (DATASETS.index(k[0]) if k[0] in DATASETS else len(DATASETS),
+                                       _GROUP_ORDER.index(k[1].split(".")[0]), k[1]))
+    return {k: {o: out[k][o] for o in OBJECTIVES if o in out[k]} for k in order}
+
+
+def _seed_cell(
+    runs: Sequence[AttributeRun], language: str | None, attribute: str, score: str
+) -> dict[str, float] | None:
+    """Seed mean of a cell's value and bounds (as the tables average seeds); None where no seed has a caption."""
+    stats = [r.cell(language, attribute)[score] for r in runs
+             if language is None or language in r.doc["per_language"]]
+    stats = [s for s in stats if s is not None]
+    return seed_mean(stats) if stats else None
+
+
+def _interval_note(runs: Sequence[AttributeRun]) -> str:
+    alphas = sorted({float(r.doc["interval"]["alpha"]) for r in runs})
+    level = f"{100 * (1 - alphas[0]):g}% " if len(alphas) == 1 else ""
+    return f"{level}bootstrap CI over near-duplicate pairs, mean over seeds"
+
+
+def attribute_figure(runs: Sequence[AttributeRun]) -> Figure:
+    groups = _attribute_groups(runs)
+    names = [*ATTRIBUTES, ALL]
+    fig = _new_figure(figsize=(12.0, 1.2 + 3.6 * len(groups)), layout="constrained")
+    axes = fig.subplots(len(groups), len(SCORES), squeeze=False, sharey=True)
+    for row, ((dataset, setting), by_obj) in enumerate(groups.items()):
+        objectives = list(by_obj)
+        bar = 0.8 / len(objectives)
+        x = np.arange(len(names))
+        first = next(iter(by_obj.values()))[0]
+        n = [first.cell(None, name)["n"] for name in names]
+        seeds = {r.seed for rs in by_obj.values() for r in rs}
+        languages = list(dict.fromkeys(lang for rs in by_obj.values() for r in rs for lang in r.doc["languages"]))
+        for col, score in enumerate(SCORES):
+            ax = axes[row, col]
+            for k, o in enumerate(objectives):
+                cells = [_seed_cell(by_obj[o], None, name, score) for name in names]
+                present = [i for i, c in enumerate(cells) if c is not None]
+                v = np.array([cells[i]["value"] for i in present])
+                lo = np.array([cells[i]["low"] for i in present])
+                hi = np.array([cells[i]["high"] for i in present])
+                ax.bar(x[present] + (k - (len(objectives) - 1) / 2) * bar, v, bar * 0.92, color=COLORS[o],
+                       yerr=np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)]),
+                       error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "0.2"}, label=OBJECTIVE_LABELS[o])
+            ax.axhline(0.5, color="0.25", linestyle="--", linewidth=1.1, zorder=0)
+            ax.axvline(len(ATTRIBUTES) - 0.5, color="0.75", linewidth=0.8)
+            ax.set_xticks(x, [f"{name}\n(n={c})" for name, c in zip(names, n)])
+            ax.set_xlim(-0.6, len(names) - 0.4)
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("attribute that differs from the near-duplicate (n: captions)")
+            ax.set_ylabel("fraction preferring own image")
+            ax.set_title(f"{DATASET_NAMES.get(dataset, dataset)}, {_setting_label(setting)} "
+                         f"({_seeds_note(seeds)}; {','.join(languages)} pooled)\n{_SCORE_LABELS[score]}")
+            ax.grid(axis="x", visible=False)
+    handles: list[Any] = _legend_handles([o for o in OBJECTIVES if any(r.objective == o for r in runs)])
+    handles.append(Line2D([], [], color="0.25", linestyle="--", linewidth=1.1, label="chance (0.5)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    fig.suptitle("How often a caption scores its own image above the near-duplicate that differs in one attribute\n"
+                 f"(error bars: {_interval_note(runs)})")
+    return fig
+
+
+def attribute_language_figure(runs: Sequence[AttributeRun]) -> Figure:
+    groups = _attribute_groups(runs)
+    ncols = max(len(by_obj) for by_obj in groups.values())
+    rows = [(key, score) for key in groups for score in SCORES]
+    n_lang = max(len(r.doc["languages"]) for r in runs)
+    fig = _new_figure(figsize=(0.8 + 4.6 * ncols, 1.0 + (0.9 + 0.32 * n_lang) * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    cmap = sns.color_palette("vlag_r", as_cmap=True)  # red below chance, white at 0.5, blue above
+    image = None
+    for (key, score), ax_row in zip(rows, axes):
+        dataset, setting = key
+        by_obj = groups[key]
+        languages = list(dict.fromkeys(lang for rs in by_obj.values() for r in rs for lang in r.doc["languages"]))
+        seeds = {r.seed for rs in by_obj.values() for r in rs}
+        for col, (ax, o) in enumerate(zip(ax_row, by_obj)):
+            columns = [*ATTRIBUTES, ALL]
+            grid = np.full((len(languages), len(columns)), np.nan)
+            for i, lang in enumerate(languages):
+                for j, name in enumerate(columns):
+                    cell = _seed_cell(by_obj[o], lang, name, score)
+                    if cell is None:
+                        continue
+                    grid[i, j] = cell["value"]
+                    off_chance = cell["low"] > 0.5 or cell["high"] < 0.5
+                    ax.text(j, i, f"{cell['value']:.2f}" + ("*" if off_chance else ""), ha="center", va="center",
+                            fontsize="small", color="white" if abs(cell["value"] - 0.5) > 0.35 else "black")
+            image = ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+            ax.axvline(len(ATTRIBUTES) - 0.5, color="white", linewidth=3)
+            ax.set_xticks(np.arange(len(columns)), columns)
+            ax.set_yticks(np.arange(len(languages)), languages)
+            ax.grid(False)
+            ax.set_title(f"{OBJECTIVE_LABELS[o]}, {score.upper()}", fontsize="medium")
+            if col == 0:
+                ax.set_ylabel(f"{DATASET_NAMES.get(dataset, dataset)}, {_setting_label(setting)}\n"
+                              f"({_seeds_note(seeds)})\ncaption language")
+        for ax in ax_row[len(by_obj):]:
+            ax.axis("off")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="prefers its own image (0.5 = chance)")
+    fig.suptitle("Own image over its near-duplicate, per caption language and differing attribute (all: every "
+                 "attribute)\n"
+                 f"(* : the {_interval_note(runs)} excludes 0.5)")
+    return fig
+
+
 # -- all of it -----------------------------------------------------------------
 
 
-def build_figures(results: Results, logs: Sequence[PretrainLog]) -> dict[str, Figure]:
+def build_figures(
+    results: Results, logs: Sequence[PretrainLog], attributes: Sequence[AttributeRun] = ()
+) -> dict[str, Figure]:
     ranks = _Ranks()
     with _style():
-        return {
+        figures = {
             "recall_per_language": recall_figure(results),
             "rank_std": rank_std_figure(results, ranks),
             "rank_scatter": rank_scatter_figure(results, ranks),
             "loss_curves": loss_figure(logs),
         }
+        if any(log.validation for log in logs):
+            figures["learning_curves"] = learning_figure(logs)
+        if attributes:
+            figures["attribute_preference"] = attribute_figure(attributes)
+            figures["attribute_preference_per_language"] = attribute_language_figure(attributes)
+        return figures
 
 
 def save_figure(fig: Figure, out_dir: str | os.PathLike[str], name: str, dpi: int = 150) -> list[Path]:
@@ -374,12 +564,21 @@ def save_figure(fig: Figure, out_dir: str | os.PathLike[str], name: str, dpi: in
 
 
 def write_figures(
-    results: Results, logs: Sequence[PretrainLog], out_dir: str | os.PathLike[str], dpi: int = 150
+    results: Results,
+    logs: Sequence[PretrainLog],
+    out_dir: str | os.PathLike[str],
+    dpi: int = 150,
+    attributes: Sequence[AttributeRun] = (),
 ) -> list[Path]:
-    """Draw every figure (all before the first file is written), then save each as PNG and PDF."""
-    figures = build_figures(results, logs)
+    """Draw every figure (all before the first file is written), then save each as PNG and PDF.
+
+    The :data:`ATTRIBUTE_FIGURES` are drawn only when ``attributes`` (``ccrk attributes`` outputs) are given,
+    the :data:`LEARNING_FIGURES` only when the pre-training runs logged validation.
+    """
+    figures = build_figures(results, logs, attributes)
     written = []
     with _style():
-        for name in FIGURES:
-            written += save_figure(figures[name], out_dir, name, dpi=dpi)
+        for name in (*FIGURES, *LEARNING_FIGURES, *ATTRIBUTE_FIGURES):
+            if name in figures:
+                written += save_figure(figures[name], out_dir, name, dpi=dpi)
     return written

@@ -46,6 +46,7 @@ DIRECTION_LABELS: dict[str, str] = {"t2i": "text→image (IR)", "i2t": "image→
 METRICS_FILE = "metrics.json"
 RANKS_FILE = "ranks.npz"
 PRETRAIN_LOG = "metrics.jsonl"
+PRETRAIN_VAL_LOG = "val.jsonl"  # ccrk pretrain --val-manifest: the learning curve
 COMPARE_DIR = "compare"
 METRICS_FORMAT = "ccrk.metrics/1"
 COMPARE_FORMAT = "ccrk.compare/1"
@@ -199,6 +200,8 @@ class PretrainLog:
     seed: int
     path: Path
     records: list[dict[str, Any]] = field(repr=False, compare=False)
+    #: ``val.jsonl`` beside it (``ccrk pretrain --val-manifest``): R@1, MRV and ITM AUC per epoch; empty if none.
+    validation: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
 
 def _entries(directory: Path) -> list[Path]:
@@ -408,6 +411,23 @@ def read_pretrain_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
+def read_validation_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a pre-training ``val.jsonl``; each needs a ``step`` and an ``r1``."""
+    path = Path(path)
+    records = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ResultsError(f"{path}:{n}: not a JSON record ({err.msg})") from err
+        if not isinstance(rec, dict) or not _is_number(rec.get("step")) or not _is_number(rec.get("r1")):
+            raise ResultsError(f"{path}:{n}: a validation record needs a numeric 'step' and 'r1'")
+        records.append(rec)
+    return records
+
+
 def discover_pretrain(pretrain_dir: str | os.PathLike[str]) -> list[PretrainLog]:
     """Every pre-training log under ``pretrain_dir`` (layout ``<objective>/seed<seed>/metrics.jsonl``)."""
     root = Path(pretrain_dir)
@@ -422,7 +442,9 @@ def discover_pretrain(pretrain_dir: str | os.PathLike[str]) -> list[PretrainLog]
         for seed_dir in seed_dirs:
             seed = _seed_of(seed_dir, PRETRAIN_LAYOUT)
             path = seed_dir / PRETRAIN_LOG
-            logs.append(PretrainLog(ob_dir.name, seed, path, read_pretrain_log(path)))
+            val = seed_dir / PRETRAIN_VAL_LOG
+            validation = read_validation_log(val) if val.is_file() else []
+            logs.append(PretrainLog(ob_dir.name, seed, path, read_pretrain_log(path), validation))
         _check_unique_seeds(seed_dirs)
     if not logs:
         raise ResultsError(f"no pre-training logs under {root} (expected {PRETRAIN_LAYOUT})")

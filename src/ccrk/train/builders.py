@@ -62,8 +62,10 @@ def train_data(
     tokenizer: Any,
     seed: int,
     image_reader: Any = None,
+    crop_scale: tuple[float, float] = (0.5, 1.0),
 ) -> tuple[CaptionDataset, Collator]:
-    dataset = CaptionDataset(records, image_root, languages, build_train_transform(model_cfg.image_size), seed=seed,
+    transform = build_train_transform(model_cfg.image_size, scale=crop_scale)
+    dataset = CaptionDataset(records, image_root, languages, transform, seed=seed,
                              image_reader=image_reader)
     collator = Collator(objective_name, languages, tokenizer, max_length=model_cfg.max_length)
     return dataset, collator

@@ -51,6 +51,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         image_root=None if args.image_root is None else str(args.image_root), objective=args.objective,
         seed=args.seed, progress=args.progress, check_images=args.check_images,
         captions=None if args.captions is None else str(args.captions),
+        val_manifest=None if args.val_manifest is None else str(args.val_manifest),
     )
     return _launch(Pretrainer(spec, resume=args.resume), args, config, f"pretrain-{args.objective or 'default'}")
 
@@ -74,6 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pre-train a model with one contrastive objective (resumable, DDP)")
     p.add_argument("--manifest", type=Path, required=True,
                    help="pre-training manifest (JSON Lines), or webdataset shards: a .tar or a directory of them")
+    p.add_argument("--val-manifest", type=Path, default=None,
+                   help="validation manifest scored before training and after every epoch (out/val.jsonl: "
+                        "R@1, MRV, ITM AUC; the learning curve)")
     p.add_argument("--captions", type=Path, default=None,
                    help="shards only: directory of <shard>.jsonl caption files (ccrk translate's output)")
     p.add_argument("--objective", choices=OBJECTIVES, default=None,

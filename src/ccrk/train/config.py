@@ -50,7 +50,10 @@ class TrainConfig:
 
     ``batch_size`` is global (summed over data-parallel ranks) and per
     micro-step; one optimiser step consumes ``batch_size * grad_accum``
-    samples. ``warmup`` is a fraction of the optimiser steps when a float in
+    samples. ``crop_scale`` bounds the area fraction the random resized
+    crop keeps (open_clip's ``scale``). ``val_every``: pre-training with a
+    validation manifest scores it before training, every ``val_every``
+    epochs and after the last one. ``warmup`` is a fraction of the optimiser steps when a float in
     [0, 1], a number of steps when an int. ``save_every`` counts optimiser
     steps (0: only the final checkpoint). ``languages`` (English first) are
     the K caption languages; ``None`` takes every language all manifest
@@ -75,15 +78,18 @@ class TrainConfig:
     save_every: int = 500
     keep_last: int = 3
     languages: list[str] | None = None
+    crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    val_every: int = 1
     where: str = field(default="train", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         w = self.where
         for key in ("epochs", "batch_size", "grad_accum", "seed", "num_workers", "log_every", "save_every",
-                    "keep_last"):
+                    "keep_last", "val_every"):
             if not _is_int(getattr(self, key)):
                 raise ConfigError(f"{w}.{key} must be an integer, got {getattr(self, key)!r}")
         for key, low in (("epochs", 1), ("batch_size", 1), ("grad_accum", 1), ("log_every", 1), ("keep_last", 1),
+                         ("val_every", 1),
                          ("seed", 0), ("num_workers", 0), ("save_every", 0)):
             if getattr(self, key) < low:
                 raise ConfigError(f"{w}.{key} must be >= {low}, got {getattr(self, key)}")
@@ -117,6 +123,11 @@ class TrainConfig:
             raise ConfigError(f"{w}.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"{w}.device must be one of {list(DEVICES)}, got {self.device!r}")
+        scale = self.crop_scale
+        if (not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(_is_number(v) for v in scale)
+                or not 0 < scale[0] <= scale[1] <= 1):
+            raise ConfigError(f"{w}.crop_scale must be [min, max] with 0 < min <= max <= 1, got {scale!r}")
+        self.crop_scale = [float(v) for v in scale]
         if self.languages is not None:
             if isinstance(self.languages, str) or not isinstance(self.languages, (list, tuple)):
                 raise ConfigError(f"{w}.languages must be a list of language codes, got {self.languages!r}")
@@ -140,6 +151,8 @@ class TrainConfig:
 
 #: Fine-tuning trains contrastive + matching; MLM is off unless configured.
 DEFAULT_FINETUNE_OBJECTIVE: dict[str, Any] = {"name": "one_to_k", "weights": {"itc": 1.0, "itm": 1.0, "mlm": 0.0}}
+#: Re-ranking depths ``k_test`` scored on validation after fine-tuning; 1 is contrastive-only retrieval.
+DEFAULT_K_TEST_CANDIDATES: tuple[int, ...] = (1, 4, 8, 16)
 
 
 @dataclass
@@ -151,13 +164,19 @@ class FinetuneConfig:
     ``train`` overrides keys of the ``train`` section for fine-tuning, so
     shared settings (workers, precision, logging) are written once.
     ``eval_batch_size`` is the image/caption batch used to encode the
-    validation split; ``ks`` the recall cut-offs of the selection score.
+    validation split (and the pair batch of the matching head there);
+    ``ks`` the recall cut-offs of the selection score.
+    ``k_test_candidates`` are the re-ranking depths the selected model is
+    scored at on validation after training (1: contrastive order only); the
+    best is recorded for ``evaluate.k_test: auto``
+    (:mod:`ccrk.evaluation.ktest`), so the test split never chooses it.
     """
 
     objective: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_FINETUNE_OBJECTIVE))
     train: dict[str, Any] = field(default_factory=dict)
     eval_batch_size: int = 64
     ks: list[int] = field(default_factory=lambda: [1, 5, 10])
+    k_test_candidates: list[int] = field(default_factory=lambda: list(DEFAULT_K_TEST_CANDIDATES))
 
     def __post_init__(self) -> None:
         if not isinstance(self.objective, Mapping):
@@ -177,6 +196,12 @@ class FinetuneConfig:
                 or not all(_is_int(k) and k >= 1 for k in self.ks)):
             raise ConfigError(f"finetune.ks must be a non-empty list of positive integers, got {self.ks!r}")
         self.ks = [int(k) for k in self.ks]
+        cands = self.k_test_candidates
+        if (not isinstance(cands, (list, tuple)) or not cands or not all(_is_int(k) and k >= 1 for k in cands)
+                or len(set(cands)) != len(cands)):
+            raise ConfigError(f"finetune.k_test_candidates must be a non-empty list of distinct positive integers "
+                              f"(1: no re-ranking), got {cands!r}")
+        self.k_test_candidates = [int(k) for k in cands]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> FinetuneConfig:

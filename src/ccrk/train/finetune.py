@@ -18,9 +18,17 @@ Regimes (DESIGN.md):
 
 With one fine-tuning language the ``one_to_k`` loss with K=1 is the usual
 symmetric InfoNCE. The objective is ITC + ITM (``finetune.objective``; MLM
-weight 0). After every epoch the validation split - never the test split -
-is scored with contrastive-only retrieval; the best epoch's model is
-``out/model``, every score is a line of ``out/val.jsonl``.
+weight 0). Before training and after every epoch the validation split -
+never the test split - is scored with contrastive-only retrieval; the best
+of these models is ``out/model``, every score is a line of ``out/val.jsonl``.
+The starting point (epoch 0) is a candidate like every epoch, so a
+fine-tuning that only hurts leaves the pre-trained weights; a later epoch
+replaces the kept model only when strictly better.
+
+After training the selected model is scored on validation with two-stage
+retrieval at each ``finetune.k_test_candidates`` and the best ``k_test`` is
+written to ``out/model/retrieval.json`` (``ccrk.evaluation.ktest``), for
+``ccrk evaluate --k-test auto``.
 """
 from __future__ import annotations
 
@@ -218,7 +226,8 @@ class Finetuner(Trainer):
         tokenizer = load_tokenizer(spec.tokenizer)
         model = build_seeded_model(mcfg, tokenizer, tcfg.seed)
         objective = build_objective(ocfg, model, tokenizer)
-        dataset, collator = train_data(records, image_root, langs, ocfg.name, mcfg, tokenizer, tcfg.seed)
+        dataset, collator = train_data(records, image_root, langs, ocfg.name, mcfg, tokenizer, tcfg.seed,
+                                       crop_scale=tuple(tcfg.crop_scale))
         resolved = {
             "model": mcfg.to_dict(),
             "finetune": {**fcfg.to_dict(), "objective": ocfg.to_dict()},
@@ -261,6 +270,10 @@ class Finetuner(Trainer):
             val_log.retain(lambda r: int(r["epoch"]) <= st.epochs_closed and int(r["step"]) <= st.step)
         engine.run(say)
         barrier(ctx)
+        if ctx.is_main:
+            self._choose_k_test(out / "model", spec.val_manifest, image_root, langs, tokenizer, fcfg, tcfg,
+                                ctx.device, say)
+        barrier(ctx)
         return out / "model"
 
     @staticmethod
@@ -279,9 +292,40 @@ class Finetuner(Trainer):
             f"batch {fitted} x 1")
         return dataclasses.replace(tcfg, batch_size=fitted, grad_accum=1)
 
+    @staticmethod
+    def _choose_k_test(model_dir: Path, val_manifest: str, image_root: Path, langs: list[str], tokenizer: Any,
+                       fcfg: FinetuneConfig, tcfg: Any, device: torch.device, say: Any) -> None:
+        """Score the saved (selected) model two-stage on validation at each ``finetune.k_test_candidates``.
+
+        The model is read back from ``model_dir`` rather than taken from
+        memory (which holds the last epoch, not the selected one), so the
+        choice is made for exactly the weights ``ccrk evaluate`` will load.
+        ``retrieval.json`` is written into that directory (atomically).
+        """
+        from ccrk.evaluation.data import load_eval_data
+        from ccrk.evaluation.ktest import choose_k_test, validation_scores, write_retrieval_choice
+        from ccrk.models import load_model
+
+        # The manifest and its images were checked when validation first read them.
+        data = load_eval_data(val_manifest, image_root=image_root, languages=langs, check_images=False)
+        model = load_model(model_dir, map_location=device)
+        scores = validation_scores(model, tokenizer, data, langs, fcfg.k_test_candidates,
+                                   batch_size=fcfg.eval_batch_size, itm_batch_size=fcfg.eval_batch_size,
+                                   device=device, num_workers=min(tcfg.num_workers, 2))
+        del model
+        k_test = choose_k_test(scores)
+        path = write_retrieval_choice(model_dir, k_test, chosen_on=str(val_manifest), languages=langs, scores=scores)
+        shown = ", ".join(f"k={k}: {v:.2f}" for k, v in sorted(scores.items()))
+        say(f"validation R@1 by k_test ({shown}): k_test {k_test}, written to {path}")
+
     def _select(self, engine: Engine, val_log: JsonLines, model: CCRModel, val_records: list, image_root: Path,
                 langs: list[str], tokenizer: Any, fcfg: FinetuneConfig, tcfg: Any, *, epoch: int, say: Any) -> None:
-        """Score validation after ``epoch`` epochs (0: before training); keep the best model (main rank)."""
+        """Score validation after ``epoch`` epochs (0: before training); keep the best model (main rank).
+
+        The best so far lives in ``engine.state.extra`` (checkpointed), so a
+        resumed run compares later epochs with the same best as an
+        uninterrupted one.
+        """
         ctx, st = engine.ctx, engine.state
         if ctx.is_main:
             result = validate(model, val_records, image_root, langs, tokenizer, batch_size=fcfg.eval_batch_size,
@@ -289,7 +333,8 @@ class Finetuner(Trainer):
                               num_workers=min(tcfg.num_workers, 2))
             score = result["score"]
             best = st.extra.get("best_score", -math.inf)
-            improved = epoch > 0 and score > best
+            # Epoch 0 (the starting weights) is a candidate too: training that only hurts must not be kept.
+            improved = score > best
             if epoch == 0:
                 st.extra["initial"] = score
             if improved:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ from ccrk.train.checkpoint import git_revision
 from ccrk.train.config import TrainConfig
 from ccrk.train.distributed import DistContext, barrier, setup_distributed, teardown_distributed
 from ccrk.train.engine import Engine
+from ccrk.train.monitor import JsonLines
+from ccrk.train.validate import pretraining_validation
 
 
 class Trainer:
@@ -84,7 +87,12 @@ class Trainer:
 
 @dataclass
 class PretrainSpec:
-    """Everything ``ccrk pretrain`` was asked to do; ``config`` is the loaded file with ``--set`` applied."""
+    """Everything ``ccrk pretrain`` was asked to do; ``config`` is the loaded file with ``--set`` applied.
+
+    ``val_manifest`` (optional; image paths relative to its directory) is
+    scored before training and after every epoch into ``out/val.jsonl``: the
+    learning curve of the run (:func:`ccrk.train.validate.pretraining_validation`).
+    """
 
     config: dict[str, Any]
     manifest: str
@@ -97,6 +105,7 @@ class PretrainSpec:
     check_images: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     captions: str | None = None
+    val_manifest: str | None = None
 
     def sections(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The ``objective`` and ``train`` sections with the command-line choices applied."""
@@ -145,7 +154,7 @@ class Pretrainer(Trainer):
         model = build_seeded_model(mcfg, tokenizer, tcfg.seed)
         objective = build_objective(ocfg, model, tokenizer)
         dataset, collator = train_data(records, image_root, tcfg.languages, ocfg.name, mcfg, tokenizer, tcfg.seed,
-                                       image_reader=reader)
+                                       image_reader=reader, crop_scale=tuple(tcfg.crop_scale))
 
         resolved = {
             "model": mcfg.to_dict(),
@@ -161,8 +170,45 @@ class Pretrainer(Trainer):
         engine = Engine(objective=objective, dataset=dataset, collator=collator, cfg=tcfg, ctx=ctx, out_dir=out,
                         resolved_config=resolved, progress=spec.progress, desc=f"pretrain {ocfg.name}",
                         git_revision=revision)
+        val_log = None
+        if spec.val_manifest:
+            val_log = JsonLines(out / "val.jsonl", enabled=ctx.is_main)
+            val_records = read_manifest(spec.val_manifest, languages=tcfg.languages,
+                                        require_languages=tcfg.languages, check_images=spec.check_images and ctx.is_main)
+            val_root = Path(spec.val_manifest).parent
+
+            def validate_now(engine: Engine, epoch: int) -> None:
+                if not ctx.is_main:
+                    return
+                started = time.time()
+                result = pretraining_validation(model, val_records, val_root, tcfg.languages, tokenizer,
+                                                batch_size=100, device=ctx.device, precision=engine.precision,
+                                                seed=tcfg.seed)
+                # Wall-clock fields (when, how long) let benchmarks/time_to_accuracy.py subtract validation.
+                val_log.write({"step": engine.state.step, "epoch": epoch, **result, "time": started,
+                               "val_s": time.time() - started})
+                if engine.tb is not None:
+                    engine.tb.scalars({k: result[k] for k in ("r1", "mrv", "itm_auc") if result[k] is not None},
+                                      engine.state.step, prefix="val/")
+                say(f"validation after epoch {epoch}: R@1 {result['r1']:.2f}"
+                    + (f", MRV {result['mrv']:.2f}" if result["mrv"] is not None else "")
+                    + (f", ITM AUC {result['itm_auc']:.3f}" if result["itm_auc"] is not None else ""))
+
+            def on_epoch_end(engine: Engine, epoch: int) -> None:
+                done = epoch + 1
+                if done % tcfg.val_every == 0 or done == tcfg.epochs:
+                    validate_now(engine, done)
+
+            engine.on_epoch_end = on_epoch_end
         if self.resume and not engine.resume_latest(say):
             say("--resume: no checkpoint yet, starting from the beginning")
+        if val_log is not None:
+            st = engine.state
+            if st.step == 0:
+                val_log.reset()
+                validate_now(engine, 0)
+            else:  # scores of epochs the checkpoint had not closed are recomputed: drop their stale lines
+                val_log.retain(lambda r: int(r["epoch"]) <= st.epochs_closed and int(r["step"]) <= st.step)
         if ctx.is_main:
             write_resolved_config(out, {**resolved, "git_revision": revision})
         say(f"{len(dataset)} samples, K={len(tcfg.languages)} ({', '.join(tcfg.languages)}), "

@@ -1,0 +1,525 @@
+"""Which attribute a model tells apart: own image against its near-duplicate, per attribute and language.
+
+The synthetic test split (``ccrk synth``) is made of near-duplicate pairs:
+each image has a partner that differs in exactly one attribute (shape,
+colour, size or position) of one object, recorded in the ground truth
+``scenes/test.jsonl`` (``near_duplicate_of``, ``changed``). For every caption
+of every language this module asks one question of a saved model: does the
+caption score higher with its own image than with that partner? It asks it
+twice, with the contrastive similarity (ITC: cosine of the L2-normalised
+features) and with the matching head (ITM: the match-class logit, the score
+two-stage retrieval re-ranks by). A tie counts one half, so 0.5 is chance.
+
+The rates are reported per language x attribute, pooled over languages
+(``all_languages``) and over attributes (``all``), each with ``n`` (captions)
+and a percentile bootstrap interval whose resampling unit is the
+near-duplicate *pair*: the captions of both images of a pair, in every
+language, are drawn together, because they are not independent (the same
+two images, one caption's win is often its partner caption's win). ITC and
+ITM use the same resamples.
+
+Cost: every test image is encoded once, the captions one language at a time
+(the encoders of :mod:`ccrk.evaluation.encode`), and the matching head scores
+two pairs a caption (own image, partner), batched as evaluation batches them
+(:func:`ccrk.evaluation.retrieval.score_pairs`).
+
+Output (``ccrk attributes --out``), format ``ccrk.attributes/1``::
+
+    {"format", "languages", "attributes", "n_images", "n_pairs", "interval": {...},
+     "per_language": {lang: {attr | "all": {"n", "n_pairs", "itc": {value, low, high}, "itm": {...}}}},
+     "all_languages": {attr | "all": {...}}, "model", "manifest", "scenes", ...}
+
+A cell with no caption has ``n: 0`` and ``itc``/``itm`` null. The figures
+read these files back with :func:`attribute_runs`, which takes the run's
+dataset, setting, objective and seed from its path
+(``<dataset>/<setting>/<objective>/seed<seed>/attributes.json``).
+
+Model-free parts (the scenes reader, the summary, the loader) import no
+model code, so ``ccrk figures`` stays light.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ccrk import __version__
+from ccrk.atomic import atomic_write_text
+from ccrk.evaluation.data import EvalData, load_eval_data
+from ccrk.metrics import bootstrap_ci
+from ccrk.report.runs import OBJECTIVES, ResultsError, Setting, parse_setting
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ccrk.evaluation.options import EvalOptions
+
+FORMAT = "ccrk.attributes/1"
+ATTRIBUTES_FILE = "attributes.json"
+#: What a near-duplicate pair can differ in (``ccrk.synth.generate.near_duplicate``).
+ATTRIBUTES: tuple[str, ...] = ("shape", "colour", "size", "position")
+#: The pooled cell: every attribute (in ``per_language``) or every language (``all_languages``).
+ALL = "all"
+SCORES: dict[str, str] = {
+    "itc": "cosine similarity of the contrastive (ITC) features",
+    "itm": "match-class logit of the ITM head",
+}
+LAYOUT = "<dataset>/<setting>/<objective>/seed<seed>/attributes.json"
+
+Progress = Callable[[str], None]
+
+
+# -- the ground truth -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """Per test image (``EvalData.image_ids`` order): its near-duplicate partner and what differs."""
+
+    partner: np.ndarray  # [I] int64, index of the partner image
+    attribute: np.ndarray  # [I] int64, index into ATTRIBUTES
+
+    @property
+    def pair(self) -> np.ndarray:
+        """``[I]`` id of each image's pair (the smaller of the two indices): the bootstrap unit."""
+        return np.minimum(np.arange(len(self.partner)), self.partner)
+
+    @property
+    def n_pairs(self) -> int:
+        return int(np.unique(self.pair).size)
+
+
+def read_pairing(scenes: str | os.PathLike[str], data: EvalData) -> Pairing:
+    """Read the near-duplicate ground truth of ``data``'s images from a ``scenes/<split>.jsonl`` file.
+
+    Refused, with the file and line (or image id): a missing file, a line
+    that is not a scene record, an image id twice or not in the manifest, an
+    image without a partner or with a partner that is not in the file, not in
+    the manifest or does not name it back, partners that disagree on what
+    differs, and a manifest image the file has no scene for.
+    """
+    path = Path(scenes)
+    manifest = data.manifest
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"scenes file {path} does not exist (the ground truth ccrk synth writes as scenes/<split>.jsonl "
+            f"beside the manifests)"
+        )
+    index = {image_id: n for n, image_id in enumerate(data.image_ids)}
+    rows: dict[str, tuple[int, str | None, int | None]] = {}  # image_id -> (line, partner id, attribute)
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{where}: not valid UTF-8 at byte {err.start}") from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: malformed JSON at column {err.colno}: {err.msg}") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("image_id"), str):
+                raise ValueError(f"{where}: expected a scene record with a string 'image_id'")
+            image_id = obj["image_id"]
+            if image_id in rows:
+                raise ValueError(f"{where}: duplicate image_id {image_id!r} (first on line {rows[image_id][0]})")
+            if image_id not in index:
+                raise ValueError(f"{where}: image_id {image_id!r} is not in the manifest {manifest}")
+            partner = obj.get("near_duplicate_of")
+            if partner is not None and not isinstance(partner, str):
+                raise ValueError(f"{where}: 'near_duplicate_of' of {image_id!r} must be an image id, got {partner!r}")
+            changed = obj.get("changed")
+            attribute = None
+            if partner is not None:
+                ok = (isinstance(changed, list) and len(changed) == 2 and isinstance(changed[0], int)
+                      and not isinstance(changed[0], bool) and changed[1] in ATTRIBUTES)
+                if not ok:
+                    raise ValueError(
+                        f"{where}: 'changed' of {image_id!r} must be [object index, attribute] with attribute one "
+                        f"of {', '.join(ATTRIBUTES)}; got {changed!r}"
+                    )
+                attribute = ATTRIBUTES.index(changed[1])
+            rows[image_id] = (lineno, partner, attribute)
+
+    for image_id, (lineno, partner, attribute) in rows.items():
+        where = f"{path}:{lineno}"
+        if partner is None:
+            raise ValueError(
+                f"{where}: image_id {image_id!r} has no near-duplicate partner (near_duplicate_of is null); "
+                "the diagnostic needs a split of near-duplicate pairs (the synthetic test or val split)"
+            )
+        if partner not in index:
+            raise ValueError(f"{where}: partner {partner!r} of image_id {image_id!r} is not in the manifest {manifest}")
+        if partner not in rows:
+            raise ValueError(f"{where}: partner {partner!r} of image_id {image_id!r} has no scene in {path}")
+        back_line, back, back_attribute = rows[partner]
+        if back != image_id:
+            raise ValueError(
+                f"{where}: image_id {image_id!r} names partner {partner!r}, but line {back_line} gives "
+                f"{partner!r} the partner {back!r}"
+            )
+        if back_attribute != attribute:
+            raise ValueError(
+                f"{where}: image_id {image_id!r} and its partner {partner!r} (line {back_line}) disagree on the "
+                "attribute that differs"
+            )
+    missing = [image_id for image_id in data.image_ids if image_id not in rows]
+    if missing:
+        raise ValueError(
+            f"{manifest}: image_id {missing[0]!r} has no scene in {path}"
+            + (f" ({len(missing) - 1} more missing)" if len(missing) > 1 else "")
+            + "; were the manifest and the scenes file written by the same ccrk synth run?"
+        )
+    partner_index = np.array([index[rows[i][1]] for i in data.image_ids], dtype=np.int64)  # type: ignore[index]
+    attributes = np.array([rows[i][2] for i in data.image_ids], dtype=np.int64)
+    return Pairing(partner=partner_index, attribute=attributes)
+
+
+# -- scoring ------------------------------------------------------------------------
+
+
+@dataclass
+class LanguageScores:
+    """Every caption of one language (manifest order) with both scores against its own image and the partner."""
+
+    image: np.ndarray  # [T] index of the caption's own image
+    partner: np.ndarray  # [T] index of that image's near-duplicate
+    attribute: np.ndarray  # [T] index into ATTRIBUTES
+    pair: np.ndarray  # [T] pair id (the bootstrap unit)
+    itc_own: np.ndarray  # [T] float64
+    itc_partner: np.ndarray
+    itm_own: np.ndarray
+    itm_partner: np.ndarray
+
+    def preference(self, score: str) -> np.ndarray:
+        """``[T]``: 1 where the own image scores higher, 0.5 on a tie, 0 where the partner does."""
+        own, other = getattr(self, f"{score}_own"), getattr(self, f"{score}_partner")
+        return np.where(own > other, 1.0, np.where(own == other, 0.5, 0.0))
+
+
+def score_captions(
+    model: Any,
+    tokenizer: Any,
+    data: EvalData,
+    pairing: Pairing,
+    *,
+    batch_size: int,
+    itm_batch_size: int,
+    device: Any,
+    num_workers: int = 0,
+    progress: Progress | None = None,
+    timings: dict[str, Any] | None = None,
+) -> dict[str, LanguageScores]:
+    """ITC and ITM scores of every caption with its own image and with the partner, per language."""
+    import torch
+
+    from ccrk.evaluation.encode import encode_images, encode_texts
+    from ccrk.evaluation.retrieval import score_pairs
+
+    say = progress or (lambda _msg: None)
+    times = timings if timings is not None else {}
+    t0 = time.perf_counter()
+    images = encode_images(model, data.image_paths, batch_size, device, num_workers)
+    times["encode_images_s"] = time.perf_counter() - t0
+    say(f"encoded {data.n_images} images in {times['encode_images_s']:.1f} s on {device}")
+    out: dict[str, LanguageScores] = {}
+    per_language: dict[str, dict[str, float]] = {}
+    for lang in data.languages:
+        t0 = time.perf_counter()
+        captions = data.captions[lang]
+        own = captions.txt2img.astype(np.int64)
+        other = pairing.partner[own]
+        texts = encode_texts(model, tokenizer, captions.texts, batch_size, device)
+        encode_s = time.perf_counter() - t0
+        with torch.no_grad():
+            feats = texts.feats.float()
+            img = images.feats.float()
+            itc_own = (feats * img[torch.from_numpy(own).to(img.device)]).sum(dim=1)
+            itc_other = (feats * img[torch.from_numpy(other).to(img.device)]).sum(dim=1)
+        n = len(own)
+        rows = np.arange(n, dtype=np.int64)
+        t1 = time.perf_counter()
+        itm = score_pairs(model, images.tokens, np.concatenate([own, other]), texts, np.concatenate([rows, rows]),
+                          itm_batch_size).astype(np.float64)
+        itm_s = time.perf_counter() - t1
+        out[lang] = LanguageScores(
+            image=own, partner=other, attribute=pairing.attribute[own], pair=pairing.pair[own],
+            itc_own=itc_own.cpu().double().numpy(), itc_partner=itc_other.cpu().double().numpy(),
+            itm_own=itm[:n], itm_partner=itm[n:],
+        )
+        del texts
+        per_language[lang] = {"encode_text_s": encode_s, "itm_s": itm_s, "total_s": time.perf_counter() - t0}
+        say(f"{lang}: {n} captions, {2 * n} ITM pairs, {per_language[lang]['total_s']:.1f} s")
+    times["per_language"] = per_language
+    return out
+
+
+# -- summary ------------------------------------------------------------------------
+
+
+def _stat(value: float, low: float, high: float) -> dict[str, float]:
+    return {"value": float(value), "low": float(low), "high": float(high)}
+
+
+def _cell(
+    prefs: Mapping[str, np.ndarray], pair: np.ndarray, n_resamples: int, alpha: float, seed: int
+) -> dict[str, Any]:
+    """Rates of one cell with the pair bootstrap; ``prefs`` maps score name -> ``[n]`` preferences."""
+    n = int(pair.size)
+    if n == 0:
+        return {"n": 0, "n_pairs": 0, **{score: None for score in prefs}}
+    _, unit = np.unique(pair, return_inverse=True)
+    unit = unit.reshape(-1)
+    counts = np.bincount(unit).astype(np.float64)
+    cell: dict[str, Any] = {"n": n, "n_pairs": int(counts.size)}
+    for score, pref in prefs.items():
+        wins = np.bincount(unit, weights=pref, minlength=counts.size)
+        _, low, high = bootstrap_ci(
+            lambda w, c: w.sum(axis=-1) / c.sum(axis=-1), wins, counts,
+            n_resamples=n_resamples, alpha=alpha, seed=seed, vectorized=True,
+        )
+        value = float(pref.mean())  # == wins.sum() / counts.sum(), exactly the caption average
+        cell[score] = _stat(value, low, high)
+    return cell
+
+
+def summarize_preferences(
+    scores: Mapping[str, LanguageScores], n_resamples: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> dict[str, Any]:
+    """``per_language`` and ``all_languages`` cells (each attribute and ``all``) of :func:`score_captions`' output."""
+    prefs = {lang: {s: sc.preference(s) for s in SCORES} for lang, sc in scores.items()}
+
+    def cells(langs: Sequence[str]) -> dict[str, Any]:
+        attr = np.concatenate([scores[lang].attribute for lang in langs])
+        pair = np.concatenate([scores[lang].pair for lang in langs])
+        pref = {s: np.concatenate([prefs[lang][s] for lang in langs]) for s in SCORES}
+        out = {}
+        for a, name in enumerate(ATTRIBUTES):
+            keep = attr == a
+            out[name] = _cell({s: p[keep] for s, p in pref.items()}, pair[keep], n_resamples, alpha, seed)
+        out[ALL] = _cell(pref, pair, n_resamples, alpha, seed)
+        return out
+
+    langs = list(scores)
+    ties = {s: int(sum(int((prefs[lang][s] == 0.5).sum()) for lang in langs)) for s in SCORES}
+    return {
+        "per_language": {lang: cells([lang]) for lang in langs},
+        "all_languages": cells(langs),
+        "ties": ties,
+    }
+
+
+# -- the command -------------------------------------------------------------------
+
+
+def _check_tokenizer(tokenizer: Any, name: str, model: Any) -> None:
+    """The ids the tokenizer emits must be the ones the model's embeddings were trained for (as ccrk evaluate)."""
+    if len(tokenizer) > model.vocab_size:
+        raise ValueError(f"tokenizer {name} has {len(tokenizer)} tokens but the model embeds only "
+                         f"{model.vocab_size}: not the tokenizer the model was built with")
+    pad = getattr(model.text.config, "pad_token_id", None)
+    if pad is not None and tokenizer.pad_token_id != pad:
+        raise ValueError(f"tokenizer {name} pads with id {tokenizer.pad_token_id} but the model's pad id is {pad}: "
+                         "not the tokenizer the model was built with")
+
+
+def attribute_diagnostic(
+    model_dir: str | os.PathLike[str],
+    tokenizer: str | os.PathLike[str],
+    manifest: str | os.PathLike[str],
+    scenes: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: EvalOptions | None = None,
+    *,
+    image_root: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> tuple[dict[str, Any], dict[str, LanguageScores]]:
+    """Score a saved model on the near-duplicate pairs; write the summary JSON atomically to ``out``.
+
+    Uses ``options``' languages (``None``: every language of the manifest),
+    batch sizes, device, and bootstrap ``bootstrap``/``alpha``/``seed``.
+    Everything checkable without the model (output path, model directory,
+    manifest and its images, scenes file) is checked before it is loaded.
+    Returns the written document and the per-caption scores.
+    """
+    from ccrk.evaluation.options import EvalOptions
+    from ccrk.evaluation.provenance import config_hash, git_revision
+    from ccrk.models import load_model, read_model_config
+    from ccrk.tokenizer import load_tokenizer
+
+    options = options or EvalOptions(mrv_languages=())
+    start = time.perf_counter()
+    model_dir, out = Path(model_dir), Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; name the JSON file to write (e.g. {out / ATTRIBUTES_FILE})")
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model directory {model_dir} does not exist (a saved ccrk model: config.json and "
+                                "model.safetensors, written by ccrk pretrain / finetune)")
+    meta = read_model_config(model_dir)
+    data = load_eval_data(manifest, image_root=image_root, languages=options.languages)
+    pairing = read_pairing(scenes, data)
+    device = options.torch_device()
+    tok = load_tokenizer(tokenizer)
+    model = load_model(model_dir, map_location=device)
+    _check_tokenizer(tok, str(tokenizer), model)
+    timings: dict[str, Any] = {"load_s": time.perf_counter() - start}
+
+    scores = score_captions(model, tok, data, pairing, batch_size=options.batch_size,
+                            itm_batch_size=options.itm_batch_size, device=device, num_workers=options.num_workers,
+                            progress=progress, timings=timings)
+    del model
+    t0 = time.perf_counter()
+    summary = summarize_preferences(scores, n_resamples=options.bootstrap, alpha=options.alpha, seed=options.seed)
+    timings["summary_s"] = time.perf_counter() - t0
+    git = git_revision()
+    n_captions = {lang: int(s.image.size) for lang, s in scores.items()}
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "ccrk_version": __version__,
+        "git_revision": git["revision"],
+        "git_dirty": git["dirty"],
+        "model": {"path": str(model_dir), "config_hash": config_hash(meta["config"])},
+        "tokenizer": str(tokenizer),
+        "manifest": str(manifest),
+        "scenes": str(scenes),
+        "image_root": None if image_root is None else str(image_root),
+        "device": str(device),
+        "languages": list(data.languages),
+        "attributes": list(ATTRIBUTES),
+        "n_images": data.n_images,
+        "n_pairs": pairing.n_pairs,
+        "n_captions": n_captions,
+        "itm_pairs_scored": 2 * sum(n_captions.values()),
+        "scores": dict(SCORES),
+        "preference": "fraction of captions that score higher with their own image than with its near-duplicate "
+                      "partner (the image differing in one attribute of one object); a tie counts 1/2; chance 0.5",
+        "interval": {
+            "method": "percentile bootstrap over near-duplicate pairs (a pair's captions in every language are "
+                      "resampled together; ITC and ITM share the resamples)",
+            "n_resamples": options.bootstrap, "alpha": options.alpha, "seed": options.seed, "unit": "pair",
+        },
+        "batch_size": options.batch_size,
+        "itm_batch_size": options.itm_batch_size,
+        **summary,
+        "timings": timings,
+    }
+    timings["total_s"] = time.perf_counter() - start
+    atomic_write_text(out, json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    return doc, scores
+
+
+def format_attributes(doc: Mapping[str, Any]) -> str:
+    """The table ``ccrk attributes`` prints: ITC/ITM preference rate per attribute, pooled, then per language."""
+    names = [*doc["attributes"], ALL]
+    head = f"{'lang':<6} {'score':<5} " + " ".join(f"{name:>9}" for name in names)
+    lines = [head, "-" * len(head)]
+
+    def row(label: str, cells: Mapping[str, Any]) -> None:
+        for score in SCORES:
+            vals = [cells[name][score] for name in names]
+            lines.append(f"{label:<6} {score:<5} " + " ".join(
+                f"{v['value']:>9.3f}" if v is not None else f"{'-':>9}" for v in vals))
+
+    row(ALL, doc["all_languages"])
+    for lang in doc["languages"]:
+        row(lang, doc["per_language"][lang])
+    n = doc["all_languages"]
+    lines.append("n (captions): " + ", ".join(f"{name} {n[name]['n']}" for name in names))
+    return "\n".join(lines)
+
+
+# -- reading results back (figures) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributeRun:
+    """One ``attributes.json`` and the run it belongs to (from its path)."""
+
+    dataset: str
+    setting: Setting
+    objective: str
+    seed: int
+    path: Path
+    doc: dict[str, Any] = field(repr=False, compare=False)
+
+    def cell(self, language: str | None, attribute: str) -> dict[str, Any]:
+        """``per_language[language][attribute]``, or the pooled ``all_languages`` cell for ``language=None``."""
+        cells = self.doc["all_languages"] if language is None else self.doc["per_language"][language]
+        return cells[attribute]
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_cell(cell: Any, key: str, path: Path) -> None:
+    if not isinstance(cell, dict) or not isinstance(cell.get("n"), int) or cell["n"] < 0:
+        raise ResultsError(f"{path}: {key} must be a cell with a non-negative integer 'n'")
+    for score in SCORES:
+        stat = cell.get(score)
+        if cell["n"] == 0:
+            if stat is not None:
+                raise ResultsError(f"{path}: {key}.{score} must be null in a cell with n = 0")
+            continue
+        if not isinstance(stat, dict) or not all(_finite(stat.get(b)) for b in ("value", "low", "high")):
+            raise ResultsError(f"{path}: {key}.{score} needs finite value, low and high")
+
+
+def load_attributes(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """An ``attributes.json`` of ``ccrk attributes``, checked for every number the figures read."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (the JSON ccrk attributes writes)")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResultsError(f"{path}: not the JSON of ccrk attributes ({err})") from err
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ResultsError(f"{path}: format is {found!r}, expected {FORMAT!r} (the JSON of ccrk attributes)")
+    langs = doc.get("languages")
+    if not isinstance(langs, list) or not langs or not all(isinstance(x, str) for x in langs):
+        raise ResultsError(f"{path}: 'languages' must be a non-empty list of language codes")
+    if doc.get("attributes") != list(ATTRIBUTES):
+        raise ResultsError(f"{path}: 'attributes' must be {list(ATTRIBUTES)}")
+    if not isinstance(doc.get("per_language"), dict) or not isinstance(doc.get("all_languages"), dict):
+        raise ResultsError(f"{path}: missing 'per_language' or 'all_languages'")
+    for name in (*ATTRIBUTES, ALL):
+        _check_cell(doc["all_languages"].get(name), f"all_languages.{name}", path)
+        for lang in langs:
+            per = doc["per_language"].get(lang)
+            if not isinstance(per, dict):
+                raise ResultsError(f"{path}: missing per_language.{lang}")
+            _check_cell(per.get(name), f"per_language.{lang}.{name}", path)
+    alpha = (doc.get("interval") or {}).get("alpha")
+    if not _finite(alpha) or not 0 < alpha < 1:
+        raise ResultsError(f"{path}: 'interval.alpha' is missing or not in (0, 1)")
+    return doc
+
+
+def attribute_runs(paths: Sequence[str | os.PathLike[str]]) -> list[AttributeRun]:
+    """Load ``attributes.json`` files named explicitly; each path must end in :data:`LAYOUT`."""
+    runs: dict[tuple[str, str, str, int], AttributeRun] = {}
+    for p in paths:
+        path = Path(p)
+        parts = path.parts
+        if len(parts) < 5 or not parts[-2].startswith("seed") or not parts[-2][4:].isdigit():
+            raise ResultsError(f"{path}: expected a path ending in {LAYOUT}")
+        dataset, setting_name, objective = parts[-5], parts[-4], parts[-3]
+        if objective not in OBJECTIVES:
+            raise ResultsError(f"{path}: {objective!r} is not an objective ({', '.join(OBJECTIVES)}; layout {LAYOUT})")
+        setting = parse_setting(setting_name, path)
+        seed = int(parts[-2][4:])
+        key = (dataset, setting.name, objective, seed)
+        if key in runs:
+            raise ResultsError(f"{path} and {runs[key].path} are the same run {'/'.join(map(str, key))}")
+        runs[key] = AttributeRun(dataset, setting, objective, seed, path, load_attributes(path))
+    obj = {o: n for n, o in enumerate(OBJECTIVES)}
+    return sorted(runs.values(), key=lambda r: (r.dataset, r.setting.name, obj[r.objective], r.seed))
