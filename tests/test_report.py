@@ -432,3 +432,14 @@ def test_attribute_figures_are_drawn_from_the_files_named(layout, tmp_path, caps
                           str(layout["pretrain"]), "--out", str(tmp_path / "x"), "--attributes", str(broken)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ccrk figures: error: ") and str(broken) in err and not (tmp_path / "x").exists()
+
+
+def test_a_validation_log_record_without_r1_is_refused_naming_the_line(tmp_path):
+    from ccrk.report.runs import ResultsError, read_validation_log
+
+    log = tmp_path / "val.jsonl"
+    log.write_text('{"step": 0, "r1": 1.5}\n{"step": 62, "r1": NaN}\n')
+    with pytest.raises(ResultsError, match=r"val\.jsonl:2: a validation record needs a numeric 'step' and 'r1'"):
+        read_validation_log(log)
+    log.write_text('{"step": 0, "r1": 1.5}\n\n{"step": 62, "r1": 30.0, "mrv": 1.2}\n')
+    assert [r["r1"] for r in read_validation_log(log)] == [1.5, 30.0]

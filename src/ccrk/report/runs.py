@@ -386,16 +386,14 @@ def discover(metrics_dir: str | os.PathLike[str]) -> Results:
     return Results(root, runs, comparisons)
 
 
-def read_pretrain_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a pre-training ``metrics.jsonl``; each needs a ``step`` and a ``loss``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing (the metrics.jsonl ccrk pretrain writes)")
-    records = []
+def _read_log_records(path: Path, first: str, second: str, second_may_be_nan: bool, what: str) -> list[dict[str, Any]]:
+    """JSON Lines records of a training log, each with a finite number at ``first`` and a number at ``second``."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise ResultsError(f"{path}: not UTF-8 text ({err})") from err
+    records = []
+    number_ok = _is_real if second_may_be_nan else _is_number
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -403,29 +401,26 @@ def read_pretrain_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             rec = json.loads(line)
         except json.JSONDecodeError as err:
             raise ResultsError(f"{path}:{n}: not a JSON record ({err.msg})") from err
-        if not isinstance(rec, dict) or not _is_number(rec.get("step")) or not _is_real(rec.get("loss")):
-            raise ResultsError(f"{path}:{n}: a record needs a numeric 'step' and 'loss'")
+        if not isinstance(rec, dict) or not _is_number(rec.get(first)) or not number_ok(rec.get(second)):
+            raise ResultsError(f"{path}:{n}: a {what} record needs a numeric '{first}' and '{second}'")
         records.append(rec)
+    return records
+
+
+def read_pretrain_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a pre-training ``metrics.jsonl``; each needs a ``step`` and a ``loss``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (the metrics.jsonl ccrk pretrain writes)")
+    records = _read_log_records(path, "step", "loss", True, "training")  # a diverged step logs NaN
     if not records:
         raise ResultsError(f"{path}: holds no records")
     return records
 
 
 def read_validation_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a pre-training ``val.jsonl``; each needs a ``step`` and an ``r1``."""
-    path = Path(path)
-    records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ResultsError(f"{path}:{n}: not a JSON record ({err.msg})") from err
-        if not isinstance(rec, dict) or not _is_number(rec.get("step")) or not _is_number(rec.get("r1")):
-            raise ResultsError(f"{path}:{n}: a validation record needs a numeric 'step' and 'r1'")
-        records.append(rec)
-    return records
+    """The records of a pre-training ``val.jsonl`` (``ccrk pretrain --val-manifest``); each needs a ``step`` and an ``r1``."""
+    return _read_log_records(Path(path), "step", "r1", False, "validation")
 
 
 def discover_pretrain(pretrain_dir: str | os.PathLike[str]) -> list[PretrainLog]:
