@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 # Rules call the `ccrk` command: make the venv's one the first on the PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install reproduce synth tokenizer test test-slurm slurm-up slurm-down lock clean
+.PHONY: install reproduce budget synth tokenizer test test-slurm slurm-up slurm-down lock clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ $(STAMP): pyproject.toml requirements/lock.txt
 ## The main job on the embedded default: the Snakemake DAG (profiles/default).
 reproduce: install
 	$(BIN)/snakemake --configfile $(CONFIG)
+
+## The budget study (outside `reproduce`): the same comparison at three pre-training lengths
+## (config/budget.yaml); the default's own length reuses what `reproduce` built.
+budget: install
+	$(BIN)/snakemake -s workflow/budget.smk --configfile $(CONFIG) config/budget.yaml
 
 ## The suite without the tests that need a running Slurm.
 test: install

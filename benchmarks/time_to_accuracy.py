@@ -5,8 +5,9 @@ CPU thread, each with its own model, objective weights and optimiser settings,
 for the same number of epochs (``--epochs``; the schedule decays to zero at
 its end), and score the validation split after every epoch
 (``ccrk pretrain --val-manifest``: contrastive R@1 over both directions and
-the six CCR^6 languages). A run stops when it reaches ``--target`` or after
-``--budget-s``. Time to accuracy is the wall time from the start of the
+the six CCR^6 languages). Both run at once, one thread each, so they share the
+machine's state (a 2-core laptop holds both). A run stops when it reaches
+``--target`` or after ``--budget-s``. Time to accuracy is the wall time from the start of the
 process to the validation that first reaches the target, minus the time spent
 validating; validation runs once an epoch, so that is also the resolution.
 
@@ -15,7 +16,7 @@ validating; validation runs once an epoch, so that is also the resolution.
 the current recipe is read from ``config/config.yaml``.
 
 Run (after ``make reproduce`` built resources/, or pass --synth/--tokenizer):
-``python benchmarks/time_to_accuracy.py [--target 30] [--epochs 7] [--budget-s 900] [--json out.json]``.
+``python benchmarks/time_to_accuracy.py [--target 30] [--epochs 8] [--budget-s 900] [--json out.json]``.
 """
 from __future__ import annotations
 
@@ -52,56 +53,82 @@ def current_default() -> dict:
     return {key: copy.deepcopy(config[key]) for key in ("model", "objective", "train")}
 
 
-def run_until(name: str, recipe: dict, args: argparse.Namespace, work: Path) -> dict:
-    """Pre-train ``recipe`` until validation R@1 >= target or the budget is spent; what happened, measured."""
-    config = copy.deepcopy(recipe)
-    config["train"].update(epochs=args.epochs, save_every=0)
-    path = work / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    out = work / name
-    cmd = [sys.executable, "-m", "ccrk.cli", "pretrain", "--config", str(path), "--manifest",
-           str(args.synth / "pretrain.jsonl"), "--val-manifest", str(args.synth / "val.jsonl"), "--tokenizer",
-           str(args.tokenizer), "--objective", "one_to_k", "--seed", "0", "--out", str(out), "--no-progress"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    start = time.time()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    rows: list[dict] = []
-    reached = None
-    while True:
-        done = proc.poll() is not None
-        log = out / "val.jsonl"
+class Run:
+    """One recipe's ``ccrk pretrain`` process, started now and polled until it reaches the target or stops."""
+
+    def __init__(self, name: str, recipe: dict, args: argparse.Namespace, work: Path) -> None:
+        config = copy.deepcopy(recipe)
+        # Same schedule for both, validated after every epoch (the resolution of the measurement).
+        config["train"].update(epochs=args.epochs, save_every=0, val_every=1)
+        path = work / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        self.name, self.args, self.out = name, args, work / name
+        cmd = [sys.executable, "-m", "ccrk.cli", "pretrain", "--config", str(path), "--manifest",
+               str(args.synth / "pretrain.jsonl"), "--val-manifest", str(args.synth / "val.jsonl"), "--tokenizer",
+               str(args.tokenizer), "--objective", "one_to_k", "--seed", "0", "--out", str(self.out), "--no-progress"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+               "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.start = time.time()
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.rows: list[dict] = []
+        self.reached: float | None = None
+        self.stopped: float | None = None
+
+    def poll(self) -> bool:
+        """Read the validation log; stop the process once it hit the target or ran out of budget. True when over."""
+        if self.stopped is not None:
+            return True
+        done = self.proc.poll() is not None
+        log = self.out / "val.jsonl"
         if log.is_file():
-            rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        hit = [r for r in rows if r["r1"] >= args.target]
+            self.rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        hit = [r for r in self.rows if r["r1"] >= self.args.target]
         if hit:
             first = hit[0]
-            spent_validating = sum(r["val_s"] for r in rows if r["step"] < first["step"])
-            reached = first["time"] - start - spent_validating
-        if done or hit or time.time() - start > args.budget_s:
-            break
-        time.sleep(1.0)
-    if proc.poll() is None:
-        proc.kill()
-    stderr = proc.communicate()[1]
-    if proc.returncode not in (0, -9) and not hit:
-        raise RuntimeError(f"{name}: ccrk pretrain failed ({proc.returncode}):\n{stderr[-2000:]}")
-    best = max(rows, key=lambda r: r["r1"]) if rows else None
-    return {
-        "recipe": name,
-        "seconds_to_target": reached,
-        "stopped_after_s": time.time() - start,
-        "epochs_validated": len(rows) - 1 if rows else 0,
-        "best_r1": None if best is None else best["r1"],
-        "best_at_step": None if best is None else best["step"],
-        "curve": [{"step": r["step"], "r1": r["r1"], "mrv": r.get("mrv"), "itm_auc": r.get("itm_auc")} for r in rows],
-    }
+            spent_validating = sum(r["val_s"] for r in self.rows if r["step"] < first["step"])
+            self.reached = first["time"] - self.start - spent_validating
+        if not (done or hit or time.time() - self.start > self.args.budget_s):
+            return False
+        self.stopped = time.time() - self.start
+        if self.proc.poll() is None:
+            self.proc.kill()
+        stderr = self.proc.communicate()[1]
+        if self.proc.returncode not in (0, -9) and not hit:
+            raise RuntimeError(f"{self.name}: ccrk pretrain failed ({self.proc.returncode}):\n{stderr[-2000:]}")
+        return True
+
+    def result(self) -> dict:
+        best = max(self.rows, key=lambda r: r["r1"]) if self.rows else None
+        return {
+            "recipe": self.name,
+            "seconds_to_target": self.reached,
+            "stopped_after_s": self.stopped,
+            "epochs_validated": len(self.rows) - 1 if self.rows else 0,
+            "best_r1": None if best is None else best["r1"],
+            "best_at_step": None if best is None else best["step"],
+            "curve": [{"step": r["step"], "r1": r["r1"], "mrv": r.get("mrv"), "itm_auc": r.get("itm_auc")}
+                      for r in self.rows],
+        }
+
+
+def side_by_side(recipes: dict[str, dict], args: argparse.Namespace, work: Path) -> list[dict]:
+    """Run every recipe at once, one thread each, so both see the same machine and load."""
+    runs = [Run(name, recipe, args, work) for name, recipe in recipes.items()]
+    try:
+        while not all([run.poll() for run in runs]):
+            time.sleep(1.0)
+    finally:
+        for run in runs:
+            if run.proc.poll() is None:
+                run.proc.kill()
+    return [run.result() for run in runs]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=float, default=30.0, help="validation R@1 to reach (percent)")
-    parser.add_argument("--epochs", type=int, default=7, help="schedule length of both recipes (epochs)")
+    parser.add_argument("--epochs", type=int, default=current_default()["train"]["epochs"],
+                        help="schedule length of both recipes (epochs; default: the current recipe's)")
     parser.add_argument("--budget-s", type=float, default=900.0, help="give up on a recipe after this many seconds")
     parser.add_argument("--synth", type=Path, default=ROOT / "resources" / "synth")
     parser.add_argument("--tokenizer", type=Path, default=ROOT / "resources" / "tokenizer")
@@ -113,9 +140,8 @@ def main() -> int:
                   file=sys.stderr)
             return 2
     with tempfile.TemporaryDirectory() as tmp:
-        results = [run_until(name, recipe, args, Path(tmp))
-                   for name, recipe in (("current", current_default()), ("previous", PREVIOUS_DEFAULT))]
-    print(f"1-to-K pre-training, one CPU thread, {args.epochs}-epoch schedule: wall seconds to validation "
+        results = side_by_side({"current": current_default(), "previous": PREVIOUS_DEFAULT}, args, Path(tmp))
+    print(f"1-to-K pre-training, side by side on one CPU thread each, {args.epochs}-epoch schedule: wall seconds to validation "
           f"R@1 >= {args.target:g}% (budget {args.budget_s:g} s)")
     for r in results:
         when = f"{r['seconds_to_target']:.0f} s" if r["seconds_to_target"] is not None else (

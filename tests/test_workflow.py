@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -164,6 +165,40 @@ def test_miniature_config_runs_end_to_end(workdir: Path) -> None:
     report = _snakemake(workdir, "--report", "report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     assert (workdir / "report.html").stat().st_size > 0
+
+
+def test_budget_study_runs_the_comparison_at_three_lengths_and_reuses_the_default_run(workdir: Path) -> None:
+    """workflow/budget.smk on the miniature: lengths 1 (= train.epochs, the default run), 2 and 3 epochs."""
+    config = miniature(_config(workdir))
+    config["workflow"]["settings"] = ["all_languages"]
+    _write_config(workdir, config)
+    budget = yaml.safe_load((workdir / "config" / "budget.yaml").read_text())
+    assert len(budget["budget"]["epochs"]) == 3 and config["train"]["epochs"] == 1
+    budget["budget"]["epochs"] = [1, 2, 3]
+    (workdir / "config" / "mini-budget.yaml").write_text(yaml.safe_dump(budget))
+    args = ("-s", "workflow/budget.smk", "--configfile", "config/config.yaml", "config/mini-budget.yaml")
+    lint = _snakemake(workdir, *args, "--lint")
+    assert lint.returncode == 0 and "good condition" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    plan = _snakemake(workdir, *args, "-n", "-p")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = _job_counts(plan.stdout)
+    assert jobs["short_synth"] == jobs["short_tokenizer"] == jobs["budget"] == 1
+    assert "middle_synth" not in jobs and "long_tokenizer" not in jobs  # the data are shared
+    assert jobs["short_pretrain"] == jobs["middle_pretrain"] == jobs["long_pretrain"] == 3
+    for epochs, out in ((1, "results/models"), (2, "results/runs/budget-e2/models"),
+                        (3, "results/runs/budget-e3/models")):
+        assert re.search(rf"train\.epochs='{epochs}'.* --out {out}/pretrain/one_to_k/seed0", plan.stdout)
+
+    result = _snakemake(workdir, *args, "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    table = pd.read_csv(workdir / "results" / "runs" / "budget" / "budget.csv")
+    steps_per_epoch = 48 // 16
+    assert sorted(set(table["steps"])) == [steps_per_epoch * e for e in (1, 2, 3)]
+    assert len(table) == 3 * 3 and set(table["seeds"]) == {1}
+    assert (workdir / "results" / "runs" / "budget" / "budget.png").stat().st_size > 0
+    assert (workdir / "results" / "tables" / "significance.md").is_file()  # the default run's own tables
+    assert (workdir / "results" / "runs" / "budget-e3" / "tables" / "significance.md").is_file()
+    assert "wrote" in (workdir / "logs" / "runs" / "budget" / "budget.log").read_text()
 
 
 def _git(cwd: Path, *args: str) -> None:

@@ -1,3 +1,4 @@
+import copy
 import json
 import os
 import re
@@ -23,11 +24,30 @@ TOKENIZER_DIR = f"resources/tokenizers/{re.sub(r'[^A-Za-z0-9_.-]+', '--', _TOKEN
 MANIFEST_DIR = "resources/manifests"
 CORPUS_SHARDS = f"{DATA_DIR}/cc3m/shards"
 CORPUS_CAPTIONS = "resources/corpus/captions"
-RESULTS = f"results/runs/{RUN}" if RUN else "results"
-LOGS = f"logs/runs/{RUN}" if RUN else "logs"
-PRETRAIN_DIR = f"{RESULTS}/models/pretrain"
+
+
+def results_root(run):
+    """Where a run's results go: results/ for the unnamed run, results/runs/<run>/ for a named one."""
+    return f"results/runs/{run}" if run else "results"
+
+
+def logs_root(run):
+    return f"logs/runs/{run}" if run else "logs"
+
+
+def pretrain_root(results):
+    return f"{results}/models/pretrain"
+
+
+def metrics_root(results):
+    return f"{results}/metrics"
+
+
+RESULTS = results_root(RUN)
+LOGS = logs_root(RUN)
+PRETRAIN_DIR = pretrain_root(RESULTS)
 FINETUNE_DIR = f"{RESULTS}/models/finetune"
-METRICS_DIR = f"{RESULTS}/metrics"
+METRICS_DIR = metrics_root(RESULTS)
 TABLES_DIR = f"{RESULTS}/tables"
 FIGURES_DIR = f"{RESULTS}/figures"
 SUMMARY_DIR = f"{RESULTS}/summary"
@@ -341,3 +361,38 @@ def benchmark_targets():
 def all_targets():
     """What `snakemake` builds by default: every table and figure (and so everything they need)."""
     return table_files() + figure_files()
+
+
+# -- the budget study (workflow/budget.smk) ------------------------------------
+
+
+def budget_name():
+    return config["budget"].get("name", "budget")
+
+
+def budget_dir():
+    """Where the study's own table and figure go (results/runs/<name>/)."""
+    return results_root(budget_name())
+
+
+def length_run(epochs):
+    """The run name of one pre-training length: none for the default's own length (it is the default run)."""
+    return None if epochs == config["train"]["epochs"] else f"{budget_name()}-e{epochs}"
+
+
+def length_config(epochs):
+    """The whole config with this pre-training length, as the module of that length runs it."""
+    run = copy.deepcopy({key: value for key, value in config.items() if key != "budget"})
+    run["train"]["epochs"] = epochs
+    name = length_run(epochs)
+    if name:
+        run["workflow"]["run"] = name
+    else:
+        run["workflow"].pop("run", None)
+    return run
+
+
+def budget_length_flags():
+    """`ccrk budget --length METRICS_DIR PRETRAIN_DIR` for every length, shortest first."""
+    dirs = [results_root(length_run(epochs)) for epochs in config["budget"]["epochs"]]
+    return " ".join(f"--length {metrics_root(d)} {pretrain_root(d)}" for d in dirs)

@@ -57,6 +57,14 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budget(args: argparse.Namespace) -> int:
+    from ccrk.report.budget import write_budget
+
+    for path in write_budget([tuple(pair) for pair in args.length], args.out, dpi=args.dpi):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_attributes(args: argparse.Namespace) -> int:
     from ccrk.config import load_config, section
     from ccrk.evaluation.options import EvalOptions
@@ -118,6 +126,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "attributes.json)")
     p.add_argument("--dpi", type=int, default=150, help="resolution of the PNGs (default 150)")
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser(
+        "budget",
+        help="the budget study: R@1 and MRV against pre-training steps, one comparison per pre-training length",
+        description="Put the same comparison at several pre-training lengths side by side: budget.csv/.md (seed "
+        "means of IR/TR R@1 and MRV per objective and length, with 1-to-K's paired differences) and budget.png/"
+        ".pdf (R@1 and MRV against pre-training steps). Each --length is one run's evaluation outputs and its "
+        "pre-training directory; the steps are read from the pre-training logs.",
+    )
+    p.add_argument("--length", nargs=2, action="append", required=True, type=Path,
+                   metavar=("METRICS_DIR", "PRETRAIN_DIR"),
+                   help="one pre-training length: its metrics dir and pre-training dir (give it once a length)")
+    p.add_argument("--out", type=Path, required=True, help="directory for budget.{csv,md,png,pdf}")
+    p.add_argument("--dpi", type=int, default=150, help="resolution of the PNG (default 150)")
+    p.set_defaults(func=cmd_budget)
 
     p = sub.add_parser(
         "attributes",
