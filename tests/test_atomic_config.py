@@ -1,6 +1,9 @@
 """Atomic writes never leave partial files; config overrides parse and fail clearly."""
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +80,28 @@ def test_override_values_parse_as_json_first_so_exponent_floats_stay_floats() ->
     out = apply_overrides({}, ["model.text_config={\"layer_norm_eps\": 1e-05}", "train.lr=1e-4", "a.b=de", "a.c=[1, 2]"])
     assert out["model"]["text_config"]["layer_norm_eps"] == 1e-05
     assert isinstance(out["train"]["lr"], float) and out["a"] == {"b": "de", "c": [1, 2]}
+
+
+@pytest.mark.parametrize(("text", "override", "key"), [
+    ("train:\n  lr: .inf\n", None, "train.lr"),
+    ("train:\n  lr: 1.0e-3\n", "train.lr=.nan", "train.lr"),
+    ("synth:\n  noise:\n    de: {substitute: -.inf}\n", None, "synth.noise.de.substitute"),
+    ("train:\n  crop_scale: [0.5, .nan]\n", None, "train.crop_scale[1]"),
+])
+def test_non_finite_numbers_are_refused_naming_their_key(tmp_path: Path, text: str, override: str | None,
+                                                         key: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^config key {re.escape(key)} is not a finite number: (inf|-inf|nan) "):
+        load_config(path, [override] if override else None)
+
+
+def test_a_non_finite_rate_stops_the_command_before_any_output(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "ccrk.cli", "pretrain", "--set", "train.lr=.inf", "--manifest",
+                           str(tmp_path / "m.jsonl"), "--tokenizer", str(tmp_path / "tok"), "--objective", "one_to_k",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "ccrk pretrain: error: config key train.lr is not a finite number: inf (--set)"]
+    assert not out.exists()

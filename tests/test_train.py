@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -764,3 +765,22 @@ def test_pretraining_validation_is_logged_every_epoch_and_changes_no_weight(benc
     _run(_pretrain_cmd(bench, killed, *val, "--resume"))
     assert [{k: v for k, v in r.items() if k not in ("time", "val_s")}
             for r in JsonLines(killed / "val.jsonl").read()] == rows
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(bench, tmp_path):
+    """An absurd rate (finite, so the config accepts it) blows the weights up: the run refuses to go on."""
+    out = tmp_path / "run"
+    proc = _run(_pretrain_cmd(bench, out, "--set", "train.lr=1e30", "--set", "train.save_every=1",
+                              "--set", "train.keep_last=100"), expect=2)
+    last = proc.stderr.strip().splitlines()[-1]
+    match = re.fullmatch(r"ccrk pretrain: error: step (\d+): (the loss is|the gradient norm is) .*; stopped before "
+                         r"updating the weights \(lower train\.lr or check the data\); (.*)", last)
+    assert match, proc.stderr[-2000:]
+    step = int(match.group(1))
+    saved = ckpt.list_checkpoints(out / "checkpoints")
+    assert [s for s, _ in saved] == list(range(1, step))  # every step before the bad one, none after
+    if saved:
+        assert match.group(3) == f"the last checkpoint, {saved[-1][1]}, is kept"
+        state = ckpt.load_checkpoint(saved[-1][1])["model"]
+        assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
+    assert not (out / "model").exists()

@@ -114,6 +114,14 @@ def test_unknown_top_level_section_is_named(workdir: Path) -> None:
     assert result.returncode != 0 and "'evaluation'" in result.stdout + result.stderr
 
 
+def test_a_non_finite_number_in_the_config_is_named(workdir: Path) -> None:
+    """JSON Schema's `number` admits YAML's .nan and .inf; the workflow refuses them before planning."""
+    (workdir / "config" / "nan.yaml").write_text("train:\n  lr: .nan\n")
+    result = _snakemake(workdir, "-n", "--configfile", "config/config.yaml", "config/nan.yaml")
+    assert result.returncode != 0
+    assert "config key train.lr is not a finite number" in result.stdout + result.stderr
+
+
 def test_profile_slurm_resolves_from_the_root_and_sends_gpu_rules_to_the_slurm_launcher(workdir: Path) -> None:
     result = _snakemake(workdir, "--profile", "slurm", "-n", "-p")
     assert result.returncode == 0, result.stderr[-3000:]

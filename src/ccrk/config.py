@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,39 @@ def apply_overrides(config: dict[str, Any], overrides: list[str] | None) -> dict
     return out
 
 
+def non_finite_keys(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted keys (list items as ``key[i]``) whose value is a NaN or infinite number."""
+    if isinstance(tree, float):
+        return [] if math.isfinite(tree) else [prefix or "<value>"]
+    if isinstance(tree, dict):
+        return [k for key, value in tree.items() for k in non_finite_keys(value, f"{prefix}.{key}" if prefix else str(key))]
+    if isinstance(tree, (list, tuple)):
+        return [k for i, value in enumerate(tree) for k in non_finite_keys(value, f"{prefix}[{i}]")]
+    return []
+
+
+def check_finite(config: dict[str, Any], source: str | None = None) -> None:
+    """Refuse ``.inf``/``.nan`` anywhere: YAML reads them as numbers, and a NaN rate trains a NaN model silently."""
+    bad = non_finite_keys(config)
+    if bad:
+        where = f" ({source})" if source else ""
+        raise ConfigError(f"config key {bad[0]} is not a finite number: {_value_at(config, bad[0])!r}{where}")
+
+
+def _value_at(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.replace("[", ".[").split("."):
+        node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+    return node
+
+
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The YAML file with the overrides applied; every number in it finite."""
     base = load_yaml(path) if path is not None else {}
-    return apply_overrides(base, overrides)
+    config = apply_overrides(base, overrides)
+    sources = ([str(path)] if path is not None else []) + (["--set"] if overrides else [])
+    check_finite(config, " + ".join(sources) or None)
+    return config
 
 
 def section(config: dict[str, Any], name: str) -> dict[str, Any]:

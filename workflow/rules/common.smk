@@ -1,5 +1,6 @@
 import copy
 import json
+import math
 import os
 import re
 
@@ -9,6 +10,21 @@ min_version("8.20")
 
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+
+def non_finite_keys(tree, prefix=""):
+    """Dotted keys holding NaN or an infinity: JSON Schema's `number` admits them (YAML's .nan, .inf)."""
+    if isinstance(tree, float):
+        return [] if math.isfinite(tree) else [prefix]
+    if isinstance(tree, dict):
+        return [k for key, value in tree.items() for k in non_finite_keys(value, f"{prefix}.{key}" if prefix else key)]
+    if isinstance(tree, list):
+        return [k for i, value in enumerate(tree) for k in non_finite_keys(value, f"{prefix}[{i}]")]
+    return []
+
+
+if non_finite_keys(config):
+    raise ValueError(f"config key {non_finite_keys(config)[0]} is not a finite number")
 
 
 WF = config["workflow"]

@@ -75,6 +75,10 @@ def _module_name_of(root: nn.Module, target: nn.Module) -> str:
     raise ValueError("the objective does not contain the model it trains (objective.model)")
 
 
+class NonFiniteLossError(ValueError):
+    """A step's loss is NaN or infinite: training stops before the update, the last checkpoint stays good."""
+
+
 class Engine:
     """Owns optimiser, schedule, data order and checkpoints of one run; :meth:`run` trains to the end.
 
@@ -278,9 +282,15 @@ class Engine:
             for name, value in {"loss": out.loss.detach(), **out.terms}.items():
                 value = value.detach().float() / accum
                 sums[name] = sums[name] + value if name in sums else value
+        if not bool(torch.isfinite(sums["loss"])):  # one host sync a step, as MAE's math.isfinite(loss) check
+            self._refuse_non_finite(sums, "the loss is")
         self.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+            # Gradients are all-reduced, so every rank sees another rank's non-finite loss here. (fp16's scaler
+            # skips steps with overflowing gradients by design.)
+            if not self.scaler.is_enabled() and not bool(torch.isfinite(norm)):
+                self._refuse_non_finite(sums, f"the gradient norm is {float(norm)}, the loss")
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -288,6 +298,15 @@ class Engine:
         self.scheduler.step()
         self.model.clamp_temperature_()
         return sums
+
+    def _refuse_non_finite(self, sums: dict[str, torch.Tensor], what: str) -> None:
+        """Stop before the update of a non-finite step, naming it; checkpoints on disk predate it."""
+        terms = ", ".join(f"{name} {float(value):.4g}" for name, value in sorted(sums.items()) if name != "loss")
+        saved = ckpt.list_checkpoints(self.ckpt_dir)
+        kept = f"the last checkpoint, {saved[-1][1]}, is kept" if saved else "no checkpoint was saved yet"
+        raise NonFiniteLossError(
+            f"step {self.state.step + 1}: {what} {float(sums['loss'])} ({terms}); stopped before updating the "
+            f"weights (lower {self.cfg.where}.lr or check the data); {kept}")
 
     def _log(self, totals: dict[str, torch.Tensor], steps: int, elapsed: float) -> dict[str, float]:
         names = sorted(totals)
