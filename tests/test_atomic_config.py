@@ -105,3 +105,41 @@ def test_a_non_finite_rate_stops_the_command_before_any_output(tmp_path: Path) -
     assert proc.stderr.strip().splitlines() == [
         "ccrk pretrain: error: config key train.lr is not a finite number: inf (--set)"]
     assert not out.exists()
+
+
+def test_an_output_directory_never_replaces_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.write_text("the user's file")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(target))} exists and is not a directory"):
+        with atomic_directory(target) as d:
+            (d / "a").write_text("1")
+    assert target.read_text() == "the user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_leftovers_of_a_killed_directory_write_are_recovered(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    # Killed between the two renames: the previous output sits at .out.old, the new one in a temp dir.
+    old = tmp_path / ".out.old"
+    old.mkdir()
+    (old / "v").write_text("previous")
+    (tmp_path / ".out.abc123.tmp").mkdir()
+    (tmp_path / ".other.abc.tmp").mkdir()  # another output's: not ours to touch
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as d:
+            raise RuntimeError("killed again")
+    assert (target / "v").read_text() == "previous"  # the output is back where readers look
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.abc.tmp", "out"]
+    with atomic_directory(target) as d:
+        (d / "v").write_text("new")
+    assert (target / "v").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.abc.tmp", "out"]
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: [1, 2\n  epochs: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (f"{path}: not valid YAML: line 3, column 9: expected ',' or ']', but got ':' "
+                               "(while parsing a flow sequence)")

@@ -87,7 +87,11 @@ def test_defaults_are_unequal_across_languages() -> None:
     "bad, message",
     [
         ({"noise": {"de": {"substitue": 0.1}}}, "synth.noise.de: unknown noise key"),
-        ({"noise": {"de": {"substitute": 1.5}}}, "must lie in [0, 1]"),
+        ({"noise": {"de": {"substitute": 1.5}}}, "synth.noise.de.substitute must lie in [0, 1], got 1.5"),
+        ({"noise": {"tr": {"drop_object": "often"}}}, "synth.noise.tr.drop_object must be a number in [0, 1]"),
+        ({"image_size": "big"}, "synth.image_size must be a whole number, got 'big'"),
+        ({"images": {"pretrain": "lots"}}, "synth.images.pretrain must be a whole number, got 'lots'"),
+        ({"few_shot": [1, 2.5]}, "synth.few_shot[1] must be a whole number, got 2.5"),
         ({"noise": {"en": {"substitute": 0.1}}}, "English pre-training captions are gold"),
         ({"imagez": {}}, "synth.imagez"),
         ({"images": {"tset": 4}}, "unknown split"),

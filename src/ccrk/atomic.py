@@ -9,6 +9,7 @@ truncated file that a later step would read as valid.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -74,15 +75,46 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
+def recover_directory(path: str | os.PathLike[str]) -> list[Path]:
+    """Undo what a killed :func:`atomic_directory` left beside ``path``; the leftovers removed.
+
+    A kill between its two renames leaves the previous output as ``.<name>.old``
+    and no ``<name>``: the previous output is put back. A kill while building
+    leaves ``.<name>.<random>.tmp``: deleted (one writer an output at a time,
+    as everywhere in ccrk).
+    """
+    target = Path(path)
+    old = target.with_name(f".{target.name}.old")
+    removed = []
+    if old.is_dir() and not target.exists():
+        os.replace(old, target)
+    elif old.is_dir():
+        shutil.rmtree(old)
+        removed.append(old)
+    if target.parent.is_dir():
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+                removed.append(stale)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Build a directory under a temporary name; swap it into place on success.
 
     An existing directory at ``path`` is replaced only once the new one is
-    complete, so a crash mid-way leaves the previous output intact.
+    complete, so a crash mid-way leaves the previous output intact; what a
+    killed earlier write left behind is cleaned up first
+    (:func:`recover_directory`). A file at ``path`` is refused.
     """
     target = Path(path)
+    if target.exists() and not target.is_dir():
+        # Checked first: swapping a directory in would rename the user's file out of the way.
+        raise ValueError(f"{target} exists and is not a directory: refusing to replace a file with an output "
+                         "directory")
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover_directory(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())

@@ -71,11 +71,26 @@ class SynthConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise KeyError(f"{where}: unknown key(s) {', '.join(where + '.' + k for k in unknown)}; expected one of {sorted(known)}")
+        def whole(key: str, value: Any) -> int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{where}.{key} must be a whole number, got {value!r}")
+            return value
+
+        for key in ("seed", "image_size", "train_captions"):
+            if key in data:
+                whole(key, data[key])
+        if "background_noise" in data and (isinstance(data["background_noise"], bool)
+                                           or not isinstance(data["background_noise"], (int, float))):
+            raise ValueError(f"{where}.background_noise must be a number, got {data['background_noise']!r}")
+        if "few_shot" in data:
+            data["few_shot"] = [whole(f"few_shot[{i}]", v) for i, v in enumerate(data["few_shot"] or [])]
         if "images" in data:
+            if not isinstance(data["images"], dict):
+                raise ValueError(f"{where}.images must map splits to image counts, got {data['images']!r}")
             bad = sorted(set(data["images"]) - set(SPLITS))
             if bad:
                 raise KeyError(f"{where}.images: unknown split(s) {bad}; expected {list(SPLITS)}")
-            data["images"] = {**cls().images, **{k: int(v) for k, v in data["images"].items()}}
+            data["images"] = {**cls().images, **{k: whole(f"images.{k}", v) for k, v in data["images"].items()}}
         if "noise" in data:
             noise = dict(DEFAULT_RATES)
             for lang, rates in (data["noise"] or {}).items():

@@ -50,6 +50,11 @@ class NoiseRates:
         unknown = set(data) - set(ERROR_KINDS)
         if unknown:
             raise KeyError(f"{where}: unknown noise key(s) {sorted(unknown)}; expected {list(ERROR_KINDS)}")
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{where}.{key} must be a number in [0, 1], got {value!r}")
+            if not 0.0 <= value <= 1.0:  # NaN fails this too
+                raise ValueError(f"{where}.{key} must lie in [0, 1], got {value}")
         return cls(**{k: float(v) for k, v in data.items()})
 
 
