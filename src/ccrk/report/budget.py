@@ -53,14 +53,6 @@ def pretrain_steps(log: PretrainLog) -> int:
     return max(steps)
 
 
-def _stat(node: Any, key: Sequence[str]) -> float | None:
-    for part in key:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return float(node["value"])
-
-
 def collect(lengths: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]]) -> pd.DataFrame:
     """One row per evaluated run of every length: its steps, IR/TR/mean R@1 and MRV.
 
@@ -87,12 +79,13 @@ def collect(lengths: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[st
             if log is None:
                 raise ResultsError(f"{run.metrics_path}: no pre-training log of {run.objective} seed {run.seed} "
                                    f"under {pretrain_dir}")
-            r1 = {d: _stat(run.metrics, key) for d, key in R1_KEYS.items()}
+            r1 = {d: run.stat(*key)["value"] for d, key in R1_KEYS.items()}
             rows.append({
                 "dataset": run.dataset, "setting": run.setting.name, "objective": run.objective, "seed": run.seed,
                 "steps": pretrain_steps(log), "IR R@1": r1["t2i"], "TR R@1": r1["i2t"],
-                "mean R@1": (r1["t2i"] + r1["i2t"]) / 2 if None not in r1.values() else None,
-                "MRV": _stat(run.metrics, MRV_KEY), "metrics_dir": str(metrics_dir),
+                "mean R@1": (r1["t2i"] + r1["i2t"]) / 2,
+                # Runs tested on one language have no MRV.
+                "MRV": run.stat(*MRV_KEY)["value"] if run.mrv_languages else None, "metrics_dir": str(metrics_dir),
             })
     return pd.DataFrame(rows)
 
