@@ -375,3 +375,14 @@ def test_assemble_mrv_ranks_errors() -> None:
         assemble_mrv_ranks({**ranks, "de": [0, 0]}, {**ids, "de": ["a", "a"]}, ["en", "de"])
     with pytest.raises(ValueError, match="at least 2"):
         assemble_mrv_ranks(ranks, ids, ["en"])
+
+
+def test_reading_rank_files_never_imports_torch() -> None:
+    """compare/tables/figures jobs only read saved ranks and metrics: torch's start-up is not theirs to pay."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ccrk.metrics, ccrk.evaluation.compare, ccrk.report.tables, ccrk.report.figures; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

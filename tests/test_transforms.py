@@ -149,6 +149,27 @@ def test_dataset_sample_depends_only_on_seed_epoch_index(records: list[Record], 
     assert any(not torch.equal(a["image"], other_seed[i]["image"]) for i, a in enumerate(forward))
 
 
+def test_image_cache_decodes_each_image_once_and_changes_no_sample(
+    records: list[Record], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transform = build_train_transform(16)
+    plain = CaptionDataset(records, tmp_path, ["en", "ja"], transform, seed=5)
+    cached = CaptionDataset(records, tmp_path, ["en", "ja"], transform, seed=5, image_cache=4)
+    opened: list[str] = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda path, *a, **k: (opened.append(Path(path).name), real_open(path, *a, **k))[1])
+    for epoch in range(3):  # the flip and crop of a cached image must not leak into the next epoch
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in range(len(records)):
+            a, b = plain[i], cached[i]
+            assert torch.equal(a["image"], b["image"]) and a["captions"] == b["captions"]
+    # plain: 6 images x 3 epochs; cached: its 4 slots filled in epoch 0, the other 2 read every epoch
+    assert len(opened) == 18 + 4 + 2 * 3
+    with pytest.raises(ValueError, match="image_cache"):
+        CaptionDataset(records, tmp_path, ["en"], transform, image_cache=-1)
+
+
 def test_dataset_same_under_dataloader_workers(records: list[Record], tmp_path: Path) -> None:
     ds = CaptionDataset(records, tmp_path, ["en", "ja"], build_train_transform(16), seed=0)
     ds.set_epoch(2)

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ccrk.data.tokens import TokenCache
+
 OBJECTIVES: tuple[str, ...] = ("one_to_k", "cross_lingual", "cross_modal")
 
 
@@ -61,7 +63,8 @@ class Collator:
       for it (``modal_lang``), B rows.
 
     ``tokenizer`` is any Hugging Face tokenizer; when given, the texts are
-    padded to the longest row (at most ``max_length`` tokens).
+    padded to the longest row (at most ``max_length`` tokens), each distinct
+    caption tokenized once (:class:`ccrk.data.tokens.TokenCache`).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Collator:
         self.languages = langs
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
+        self.tokens = TokenCache(tokenizer, self.max_length) if tokenizer is not None else None
 
     def _missing(self, samples: Sequence[dict[str, Any]], langs_of: Callable[[dict], Sequence[str]]) -> str:
         # Only on the error path: find which sample lacks what, for the message.
@@ -122,10 +126,6 @@ class Collator:
             text_langs = self.languages * len(samples)
             k = len(self.languages)
         batch = Batch(images=images, image_ids=image_ids, texts=texts, text_langs=text_langs, k=k)
-        if self.tokenizer is not None:
-            encoded = self.tokenizer(
-                texts, padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt"
-            )
-            batch.input_ids = encoded["input_ids"]
-            batch.attention_mask = encoded["attention_mask"]
+        if self.tokens is not None:
+            batch.input_ids, batch.attention_mask = self.tokens(texts)
         return batch

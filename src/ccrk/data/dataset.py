@@ -87,6 +87,11 @@ class CaptionDataset(Dataset):
     cross-modal objective. ``image_reader`` replaces opening
     ``image_root / record.image`` (shards read images out of tar files). Records lacking a configured language are refused
     at construction: finding out mid-epoch wastes the run.
+
+    ``image_cache`` keeps up to that many decoded images in memory (per
+    DataLoader process), so a small benchmark is decoded once instead of
+    every epoch; the transforms never modify an image in place, so a cached
+    image gives the same sample as a fresh decode. 0 decodes every time.
     """
 
     def __init__(
@@ -97,8 +102,13 @@ class CaptionDataset(Dataset):
         transform: PairedTransform,
         seed: int = 0,
         image_reader: Callable[[Record], Image.Image] | None = None,
+        image_cache: int = 0,
     ) -> None:
+        if isinstance(image_cache, bool) or not isinstance(image_cache, int) or image_cache < 0:
+            raise ValueError(f"image_cache must be a non-negative integer, got {image_cache!r}")
         self.languages = _check_languages(languages)
+        self.image_cache = image_cache
+        self._decoded: dict[int, Image.Image] = {}
         self.image_reader = image_reader
         self.records = list(records)
         self.image_root = Path(image_root)
@@ -134,13 +144,20 @@ class CaptionDataset(Dataset):
         record = self.records[index]
         generator = sample_generator(self.seed, self.epoch, index)
         captions, modal_lang = draw_captions(record.captions, self.languages, generator)
-        if self.image_reader is not None:  # e.g. ccrk.data.shards.ShardImages: bytes from inside a tar
-            image = self.image_reader(record)
-        else:
-            with Image.open(self.image_root / record.image) as img:
-                image = img.convert("RGB")
+        image = self._decoded.get(index)
+        if image is None:
+            image = self._read(record)
+            if len(self._decoded) < self.image_cache:
+                self._decoded[index] = image
         tensor, captions = self.transform(image, captions, generator)
         return {"image": tensor, "image_id": record.image_id, "captions": captions, "modal_lang": modal_lang}
+
+
+    def _read(self, record: Record) -> Image.Image:
+        if self.image_reader is not None:  # e.g. ccrk.data.shards.ShardImages: bytes from inside a tar
+            return self.image_reader(record)
+        with Image.open(self.image_root / record.image) as img:
+            return img.convert("RGB")
 
 
 class EpochSampler(Sampler[int]):

@@ -4,20 +4,34 @@ Every public metric accepts numpy arrays, torch tensors (any device) or plain
 sequences, so evaluation code can hand over whatever it holds without copying
 to the host first. Errors name the argument so a caller can tell which of
 several inputs was malformed.
+
+The metrics never import torch themselves: a tensor can only reach them from
+a caller that has imported it already, and a job that only compares saved
+rank files (``ccrk compare``, ``ccrk tables``, ``ccrk figures``) should not
+pay torch's seconds of start-up. :func:`is_tensor` asks ``sys.modules``.
 """
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 ArrayLike = Any  # numpy array, torch tensor or nested sequence of numbers
 
 
+def is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor, without importing torch (unloaded torch: no tensor exists)."""
+    torch_module = sys.modules.get("torch")
+    return torch_module is not None and isinstance(x, torch_module.Tensor)
+
+
 def to_numpy(x: ArrayLike, name: str) -> np.ndarray:
     """A numpy view (or copy, for device tensors) of ``x``; numeric dtypes only."""
-    if isinstance(x, torch.Tensor):
+    if is_tensor(x):
         arr = x.detach().cpu().numpy()
     else:
         arr = np.asarray(x)
@@ -35,7 +49,9 @@ def to_score_matrix(x: ArrayLike, name: str) -> np.ndarray | torch.Tensor:
     a GPU evaluation are never copied to the host. bfloat16/float16 tensors are
     widened to float32, which preserves order and ties exactly.
     """
-    if isinstance(x, torch.Tensor):
+    if is_tensor(x):
+        import torch
+
         t = x.detach()
         if t.is_complex() or t.dtype == torch.bool:
             raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")

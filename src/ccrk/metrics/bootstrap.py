@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 
-from ccrk.metrics._arrays import ArrayLike, to_numpy
+from ccrk.metrics._arrays import ArrayLike, is_tensor, to_numpy
 
 Statistic = Callable[..., float | np.ndarray]
 
@@ -105,7 +104,7 @@ def bootstrap_ci(
 
 
 def _as_group(arrays: ArrayLike | Sequence[ArrayLike]) -> Sequence[ArrayLike]:
-    if isinstance(arrays, (np.ndarray, torch.Tensor)):
+    if isinstance(arrays, np.ndarray) or is_tensor(arrays):
         return (arrays,)
     return tuple(arrays)
 

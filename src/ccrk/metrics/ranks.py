@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from ccrk.metrics._arrays import ArrayLike, to_index_array, to_score_matrix
+from ccrk.metrics._arrays import ArrayLike, is_tensor, to_index_array, to_score_matrix
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 #: Scores per chunk on the host: a few MiB keep each chunk cache-resident.
 HOST_CHUNK_BYTES = 2 * 2**20
@@ -132,6 +135,8 @@ def _ranks_host_columns(cands_by_query: np.ndarray, targets: np.ndarray, chunk_s
 
 
 def _ranks_device(scores: torch.Tensor, targets: np.ndarray, chunk_size: int | None) -> np.ndarray:
+    import torch  # only a caller holding a tensor gets here: torch is loaded
+
     n_rows, n_cols = scores.shape
     step = _queries_per_chunk(chunk_size, n_cols, scores.element_size(), DEVICE_CHUNK_BYTES)
     device = scores.device
@@ -160,7 +165,7 @@ def _ranks_of_targets(
     scores: np.ndarray | torch.Tensor, targets: np.ndarray, chunk_size: int | None
 ) -> np.ndarray:
     """Rank of column ``targets[q]`` in row ``q`` of ``scores``, for every row."""
-    if isinstance(scores, torch.Tensor):
+    if is_tensor(scores):
         return _ranks_device(scores, targets, chunk_size)
     if not scores.flags.c_contiguous and scores.T.flags.c_contiguous:
         return _ranks_host_columns(scores.T, targets, chunk_size)
@@ -216,7 +221,9 @@ def ranks_i2t(scores: ArrayLike, img2txt: Sequence[Sequence[int]], chunk_size: i
         raise ValueError(
             f"img2txt[{int(owner[b])}] lists caption {int(flat[b])}, but scores has {n_txt} caption columns"
         )
-    if isinstance(s, torch.Tensor):
+    if is_tensor(s):
+        import torch
+
         cap_scores = s[torch.from_numpy(owner).to(s.device), torch.from_numpy(flat).to(s.device)].cpu().numpy()
     else:
         cap_scores = s[owner, flat]

@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from ccrk.metrics._arrays import ArrayLike, to_index_array, to_numpy
+from ccrk.metrics._arrays import ArrayLike, is_tensor, to_index_array, to_numpy
 
 # Re-ranked scores are integers added to the row maximum; float64 keeps them
 # exact and distinct while the row maximum stays below this magnitude.
@@ -112,7 +111,9 @@ class PairUnion:
         return int(self.images.shape[0])
 
     def _scatter(self, values: ArrayLike, slot: np.ndarray) -> ArrayLike:
-        if isinstance(values, torch.Tensor):
+        if is_tensor(values):
+            import torch
+
             if values.ndim != 1 or values.shape[0] != len(self):
                 raise ValueError(f"values must have shape ({len(self)},), one per pair, got {tuple(values.shape)}")
             return values[torch.from_numpy(slot).to(values.device)]

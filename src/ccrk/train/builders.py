@@ -28,7 +28,7 @@ _STREAM_INIT = 3
 #: Keys whose change does not alter what a resumed run computes.
 VOLATILE_KEYS: frozenset[str] = frozenset({
     "run.resume", "run.progress", "run.out", "run.launcher", "run.world_size", "train.num_workers", "train.log_every",
-    "train.save_every", "train.keep_last",
+    "train.save_every", "train.keep_last", "train.image_cache",
 })
 
 
@@ -63,10 +63,11 @@ def train_data(
     seed: int,
     image_reader: Any = None,
     crop_scale: tuple[float, float] = (0.5, 1.0),
+    image_cache: int = 0,
 ) -> tuple[CaptionDataset, Collator]:
     transform = build_train_transform(model_cfg.image_size, scale=crop_scale)
     dataset = CaptionDataset(records, image_root, languages, transform, seed=seed,
-                             image_reader=image_reader)
+                             image_reader=image_reader, image_cache=image_cache)
     collator = Collator(objective_name, languages, tokenizer, max_length=model_cfg.max_length)
     return dataset, collator
 

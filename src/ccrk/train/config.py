@@ -51,7 +51,9 @@ class TrainConfig:
     ``batch_size`` is global (summed over data-parallel ranks) and per
     micro-step; one optimiser step consumes ``batch_size * grad_accum``
     samples. ``crop_scale`` bounds the area fraction the random resized
-    crop keeps (open_clip's ``scale``). ``val_every``: pre-training with a
+    crop keeps (open_clip's ``scale``). ``image_cache``: decoded training
+    images kept in memory per data-loading process (0: decode every time;
+    the embedded benchmark fits, a web-scale corpus does not). ``val_every``: pre-training with a
     validation manifest scores it before training, every ``val_every``
     epochs and after the last one. ``warmup`` is a fraction of the optimiser steps when a float in
     [0, 1], a number of steps when an int. ``save_every`` counts optimiser
@@ -80,17 +82,18 @@ class TrainConfig:
     languages: list[str] | None = None
     crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
     val_every: int = 1
+    image_cache: int = 0
     where: str = field(default="train", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         w = self.where
         for key in ("epochs", "batch_size", "grad_accum", "seed", "num_workers", "log_every", "save_every",
-                    "keep_last", "val_every"):
+                    "keep_last", "val_every", "image_cache"):
             if not _is_int(getattr(self, key)):
                 raise ConfigError(f"{w}.{key} must be an integer, got {getattr(self, key)!r}")
         for key, low in (("epochs", 1), ("batch_size", 1), ("grad_accum", 1), ("log_every", 1), ("keep_last", 1),
                          ("val_every", 1),
-                         ("seed", 0), ("num_workers", 0), ("save_every", 0)):
+                         ("seed", 0), ("num_workers", 0), ("save_every", 0), ("image_cache", 0)):
             if getattr(self, key) < low:
                 raise ConfigError(f"{w}.{key} must be >= {low}, got {getattr(self, key)}")
         for key in ("lr", "lr_mult_new", "weight_decay"):

@@ -227,7 +227,7 @@ class Finetuner(Trainer):
         model = build_seeded_model(mcfg, tokenizer, tcfg.seed)
         objective = build_objective(ocfg, model, tokenizer)
         dataset, collator = train_data(records, image_root, langs, ocfg.name, mcfg, tokenizer, tcfg.seed,
-                                       crop_scale=tuple(tcfg.crop_scale))
+                                       crop_scale=tuple(tcfg.crop_scale), image_cache=tcfg.image_cache)
         resolved = {
             "model": mcfg.to_dict(),
             "finetune": {**fcfg.to_dict(), "objective": ocfg.to_dict()},

@@ -154,7 +154,8 @@ class Pretrainer(Trainer):
         model = build_seeded_model(mcfg, tokenizer, tcfg.seed)
         objective = build_objective(ocfg, model, tokenizer)
         dataset, collator = train_data(records, image_root, tcfg.languages, ocfg.name, mcfg, tokenizer, tcfg.seed,
-                                       image_reader=reader, crop_scale=tuple(tcfg.crop_scale))
+                                       image_reader=reader, crop_scale=tuple(tcfg.crop_scale),
+                                       image_cache=tcfg.image_cache)
 
         resolved = {
             "model": mcfg.to_dict(),
