@@ -3,8 +3,8 @@
 # the `ccrk` command line (the library knows nothing of Snakemake).
 #
 #   data (synth) -> tokenizer -> pretrain {objective} x {seed}
-#     -> finetune {dataset} x {setting} -> evaluate -> compare -> tables + figures
-#                                          -> attributes (synthetic only) -> figures
+#     -> finetune {dataset} x {setting} -> evaluate (synthetic: + near-duplicate diagnostic)
+#     -> compare -> tables + figures
 
 configfile: "config/config.yaml"
 
@@ -13,7 +13,6 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -257,3 +257,29 @@ def test_cli_refuses_in_one_line_and_writes_nothing(bench, tmp_path, capsys):
     (tmp_path / "dir").mkdir()
     assert _cli(bench, tmp_path / "dir") == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_evaluate_with_scenes_writes_the_same_diagnostic_beside_its_metrics(bench, run, tmp_path):
+    """rule evaluate_synth: one job scores ranks and the diagnostic from the same encodings."""
+    out = tmp_path / "run"
+    code = main([
+        "evaluate", "--model", str(bench / "model"), "--tokenizer", str(bench / "tok"),
+        "--manifest", str(bench / "synth" / "test.jsonl"), "--scenes", str(bench / "synth" / "scenes" / "test.jsonl"),
+        "--languages", ",".join(LANGS), "--k-test", "2", "--batch-size", "5", "--itm-batch-size", "7",
+        "--bootstrap", str(BOOT), "--device", "cpu", "--out", str(out),
+    ])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["attributes.json", "metrics.json", "ranks.npz", "ranks_itc.npz"]
+    doc = json.loads((out / "attributes.json").read_text())
+    for key in ("languages", "attributes", "n_images", "n_pairs", "n_captions", "per_language", "all_languages",
+                "interval"):
+        assert doc[key] == run[key], key
+
+    # bad ground truth: refused before the model is loaded, and the run directory is not created
+    bad = tmp_path / "bad"
+    code = main([
+        "evaluate", "--model", str(bench / "model"), "--tokenizer", str(bench / "tok"),
+        "--manifest", str(bench / "synth" / "test.jsonl"), "--scenes", str(tmp_path / "missing.jsonl"),
+        "--device", "cpu", "--out", str(bad),
+    ])
+    assert code == 2 and not bad.exists()

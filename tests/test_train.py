@@ -737,7 +737,7 @@ def test_pretraining_validation_is_logged_every_epoch_and_changes_no_weight(benc
     from ccrk.models import load_model
     from ccrk.tokenizer import load_tokenizer
     from ccrk.train.precision import Precision
-    from ccrk.train.validate import pretraining_validation
+    from ccrk.train.validate import _Images, pretraining_validation
 
     val = ["--val-manifest", str(bench["synth"] / "val.jsonl")]
     out = tmp_path / "validated"
@@ -759,6 +759,26 @@ def test_pretraining_validation_is_logged_every_epoch_and_changes_no_weight(benc
                                    load_tokenizer(bench["tok"]), batch_size=100, device=torch.device("cpu"),
                                    precision=Precision("fp32", "cpu"), seed=3)
     assert again["r1"] == pytest.approx(rows[-1]["r1"]) and again["itm_auc"] == pytest.approx(rows[-1]["itm_auc"])
+
+    # ITM AUC against a slow reference: each first caption encoded alone, its matching logit with its own image
+    # and with the random other image, every (positive, negative) pair compared.
+    model, tok = load_model(out / "model").eval(), load_tokenizer(bench["tok"])
+    with torch.no_grad():
+        image_tokens = torch.cat([model.encode_image(torch.stack([_Images(records, bench["synth"],
+                                  model.config.image_size)[i]]))[0] for i in range(len(records))])
+        n = len(records)
+        other = (np.arange(n) + np.random.default_rng(3).integers(1, n, size=n)) % n
+        pos, neg = [], []
+        for lang in ["en", "de", "ja"]:
+            for i, record in enumerate(records):
+                enc = tok([record.captions[lang][0]], truncation=True, max_length=model.config.max_length,
+                          return_tensors="pt")
+                t, _ = model.encode_text(enc["input_ids"], enc["attention_mask"])
+                for j, out_list in ((i, pos), (int(other[i]), neg)):
+                    logit = model.itm_logits(t, enc["attention_mask"], image_tokens, torch.tensor([j]))[0, 1]
+                    out_list.append(float(logit))
+    pairs = [(p > q) + 0.5 * (p == q) for p in pos for q in neg]
+    assert again["itm_auc"] == pytest.approx(sum(pairs) / len(pairs), abs=2 / len(pairs))
 
     killed = tmp_path / "killed"
     _run(_pretrain_cmd(bench, killed, *val), env={**_env(), "CCRK_TRAIN_KILL_AFTER_STEP": "14"}, expect=-9)

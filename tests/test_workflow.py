@@ -20,10 +20,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RULES = ("synth", "tokenizer", "pretrain", "finetune", "evaluate", "attributes", "compare", "tables", "figures", "all")
+RULES = ("synth", "tokenizer", "pretrain", "finetune", "evaluate_synth", "compare", "tables", "figures", "all")
 TABLES = ("table1", "per_language", "mrv", "significance")
 FIGURES = ("recall_per_language", "rank_std", "rank_scatter", "loss_curves")
-#: Only with the synthetic benchmark (rule attributes: the near-duplicate diagnostic).
+#: Only with the synthetic benchmark (rule evaluate_synth also writes the near-duplicate diagnostic).
 ATTRIBUTE_FIGURES = ("attribute_preference", "attribute_preference_per_language")
 OBJECTIVES = ("one_to_k", "cross_lingual", "cross_modal")
 
@@ -90,9 +90,9 @@ def test_dry_run_lists_every_rule(workdir: Path) -> None:
     # 3 objectives x 2 seeds pre-trained; each fine-tuned under 2 settings and evaluated.
     jobs = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
             if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert jobs["pretrain"] == 6 and jobs["finetune"] == 12 and jobs["evaluate"] == 12, jobs
-    # the near-duplicate diagnostic of every fine-tuned synthetic model
-    assert jobs["attributes"] == 12, jobs
+    # the synthetic benchmark's evaluation also scores the near-duplicate diagnostic, in the same job
+    assert jobs["pretrain"] == 6 and jobs["finetune"] == 12 and jobs["evaluate_synth"] == 12, jobs
+    assert "evaluate" not in jobs and "attributes" not in jobs, jobs
 
 
 @pytest.mark.parametrize(("section", "good", "bad"), [("synth", "images", "imagez"), ("train", "epochs", "epoch"),
@@ -131,7 +131,7 @@ def test_profile_slurm_resolves_from_the_root_and_sends_gpu_rules_to_the_slurm_l
     gpu_rules = [line for line in out.splitlines() if re.search(r"ccrk (pretrain|finetune|evaluate) ", line)]
     assert gpu_rules and all("--launcher slurm" in line for line in gpu_rules)
     light = [line for line in out.splitlines()
-             if re.search(r"ccrk (synth|tokenizer|attributes|compare|tables|figures) ", line)]
+             if re.search(r"ccrk (synth|tokenizer|compare|tables|figures) ", line)]
     assert light and not any("--launcher" in line for line in light)
     paper = _snakemake(workdir, "--profile", "slurm", "-n", "-p", "--configfile", "config/paper.yaml")
     assert paper.returncode == 0, paper.stderr[-3000:]
@@ -289,7 +289,8 @@ def test_paper_config_plans_the_whole_paper_dag(workdir: Path) -> None:
     # settings: xFlickr&CO 1 + 7 few-shot, WIT 1, Multi30K 1 + 4, COCO 1 + 3 = 18, for 3 objectives
     assert jobs["pretrain"] == 3 and jobs["finetune"] == 54 and jobs["evaluate"] == 54, jobs
     assert jobs["compare"] == 36 and jobs["tables"] == 1 and jobs["figures"] == 1, jobs
-    assert "attributes" not in jobs, jobs  # the near-duplicate diagnostic needs the synthetic ground truth
+    # the near-duplicate diagnostic needs the synthetic ground truth
+    assert "evaluate_synth" not in jobs and "--scenes" not in out, jobs
 
     lines = [line for line in out.splitlines() if "ccrk " in line]
     pretrain = next(line for line in lines if "ccrk pretrain" in line and "one_to_k" in line)

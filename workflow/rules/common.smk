@@ -79,16 +79,21 @@ JOB_THREADS = WF.get("threads", 1)
 
 TABLES = ["table1", "per_language", "mrv", "significance"]
 FIGURES = ["recall_per_language", "rank_std", "rank_scatter", "loss_curves"]
-#: Drawn from the near-duplicate diagnostic (`ccrk attributes`), which only the synthetic benchmark has.
+#: Drawn from the near-duplicate diagnostic (attributes.json of `ccrk evaluate --scenes`), which only the synthetic
+#: benchmark has.
 ATTRIBUTE_FIGURES = ["attribute_preference", "attribute_preference_per_language"]
 LEARNING_FIGURES = ["learning_curves"]
+
+
+#: The benchmarks other than the embedded synthetic one (whose evaluation also scores the near-duplicate diagnostic).
+REAL_DATASETS_PATTERN = "xflickrco|wit|multi30k|mscoco"
 
 
 wildcard_constraints:
     split="pretrain|train|val|test",
     objective="one_to_k|cross_lingual|cross_modal",
     baseline="cross_lingual|cross_modal",
-    dataset="synth|xflickrco|wit|multi30k|mscoco",
+    dataset=f"synth|{REAL_DATASETS_PATTERN}",
     seed=r"\d+",
     setting=r"zero_shot|all_languages|single_language\.[a-z]{2}|few_shot\.[a-z]{2}\.\d+",
 
@@ -281,23 +286,20 @@ def finetune_flags(wildcards):
 
 
 def evaluate_flags(wildcards):
-    """Single-language and few-shot models are tested on their language (no MRV); the others on every language."""
+    """Single-language and few-shot models are tested on their language (no MRV); the others on every language.
+
+    A synthetic-benchmark run also scores the near-duplicate diagnostic from the ground truth (--scenes).
+    """
+    flags = [f"--scenes {SYNTH_DIR}/scenes/test.jsonl"] if wildcards.dataset == "synth" else []
     _, lang, _ = parse_setting(wildcards.setting)
     if lang is not None:
-        return f"--languages {lang} --mrv-languages none"
+        return " ".join([f"--languages {lang} --mrv-languages none", *flags])
     langs = dataset_section("evaluate", wildcards.dataset).get("languages")
     if not langs and wildcards.dataset == "synth":
         langs = (config.get("train") or {}).get("languages")
-    return f"--languages {','.join(langs)}" if langs else ""
-
-
-def attributes_flags(wildcards):
-    """`ccrk attributes` scores the languages `ccrk evaluate` tests the same synthetic model on."""
-    _, lang, _ = parse_setting(wildcards.setting)
-    if lang is not None:
-        return f"--languages {lang}"
-    langs = dataset_section("evaluate", "synth").get("languages") or (config.get("train") or {}).get("languages")
-    return f"--languages {','.join(langs)}" if langs else ""
+    if langs:
+        flags.insert(0, f"--languages {','.join(langs)}")
+    return " ".join(flags)
 
 
 # -- targets -------------------------------------------------------------------

@@ -3,7 +3,10 @@ rule evaluate:
 
     The headline re-ranks at evaluate.k_test (`auto`: the k the fine-tuning chose on validation,
     retrieval.json beside the model); the contrastive-only ranks are written beside them.
+    The synthetic benchmark's runs go through evaluate_synth below.
     """
+    wildcard_constraints:
+        dataset=REAL_DATASETS_PATTERN,
     input:
         model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
         retrieval=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/retrieval.json",
@@ -32,6 +35,26 @@ rule evaluate:
     shell:
         "{params.env} ccrk evaluate {params.settings} --model {params.model} --tokenizer {params.tokenizer}"
         " --manifest {input.manifest} --image-root {params.image_root} {params.flags} --out {params.out} {params.launcher} > {log} 2>&1"
+
+
+use rule evaluate as evaluate_synth with:
+    """evaluate, plus the near-duplicate diagnostic the synthetic ground truth allows (attributes.json: how
+    often each caption scores its own image above the test image that differs from it in one attribute of
+    one object, per attribute and language, by ITC and by ITM), scored from the same encodings in the same job."""
+    wildcard_constraints:
+        dataset="synth",
+    input:
+        model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
+        retrieval=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/retrieval.json",
+        manifest=lambda wildcards: dataset_split(wildcards.dataset, "test"),
+        tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
+        # The ground truth (scenes/test.jsonl) is written with stats.json, in the synth rule's one directory swap.
+        synth=f"{SYNTH_DIR}/stats.json",
+    output:
+        metrics=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/metrics.json",
+        ranks=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks.npz",
+        ranks_itc=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks_itc.npz",
+        attributes=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/attributes.json",
 
 
 rule compare:

@@ -47,11 +47,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     job = RestartableJob(evaluate, (args.model, args.tokenizer, args.manifest, args.out, options),
-                         {"image_root": args.image_root, "config": config, "progress": stderr_line})
+                         {"image_root": args.image_root, "config": config, "progress": stderr_line,
+                          "scenes": args.scenes})
     metrics = launch_from_args(job, args, config, f"evaluate-{Path(args.out).name}", single_device=True)
     print(format_summary(metrics))
-    print(f"\nwrote {args.out / METRICS_FILE}, {args.out / RANKS_FILE} and {args.out / RANKS_ITC_FILE} "
-          f"in {time.perf_counter() - start:.1f} s")
+    written = [args.out / METRICS_FILE, args.out / RANKS_FILE, args.out / RANKS_ITC_FILE]
+    if args.scenes is not None:
+        from ccrk.report.attributes import ATTRIBUTES_FILE, format_attributes, load_attributes
+
+        written.append(args.out / ATTRIBUTES_FILE)
+        print()
+        print(format_attributes(load_attributes(written[-1])))
+    print(f"\nwrote {', '.join(map(str, written))} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -101,6 +108,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
     p.add_argument("--device", help="torch device, or 'auto' = cuda if available (default)")
     p.add_argument("--num-workers", type=int, help="image-loading worker processes (default 0)")
+    p.add_argument(
+        "--scenes", type=Path,
+        help="ground truth of a synthetic test split (scenes/test.jsonl of ccrk synth): also write "
+             "attributes.json, the near-duplicate diagnostic of ccrk attributes, from the same encodings",
+    )
     p.add_argument(
         "--out", type=Path, required=True,
         help="run directory for metrics.json, ranks.npz and ranks_itc.npz (replaced atomically)",

@@ -14,6 +14,11 @@ because a weak matching head can make re-ranking worse than no re-ranking
 and only the pair shows it. ``k_test: auto`` takes the ``k_test`` that
 ``ccrk finetune`` chose on validation (``retrieval.json`` in the model
 directory), so the test split never picks it.
+
+With ``scenes`` (the synthetic benchmark's ground truth) the same pass also
+scores the near-duplicate diagnostic of :mod:`ccrk.report.attributes` from
+the encodings it ranks with, and writes ``attributes.json`` into the run
+directory: one job, one model load and one encoding instead of two.
 """
 from __future__ import annotations
 
@@ -103,8 +108,12 @@ def evaluate(
     image_root: str | os.PathLike[str] | None = None,
     config: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    scenes: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved model; write ``metrics.json``, ``ranks.npz``, ``ranks_itc.npz`` to ``out_dir``; return metrics.
+
+    ``scenes``: also write ``attributes.json`` (:data:`ccrk.report.attributes.ATTRIBUTES_FILE`), the
+    near-duplicate diagnostic of a synthetic test split, from the same encodings.
 
     ``out_dir`` is replaced as a whole once all files are complete; on any
     error it is left as it was. ``config`` is the loaded YAML the options came
@@ -121,6 +130,11 @@ def evaluate(
     mrv_languages = list(options.mrv_languages)
     if mrv_languages:
         check_mrv_coverage(data, mrv_languages)
+    pairing = None
+    if scenes is not None:
+        from ccrk.report.attributes import read_pairing
+
+        pairing = read_pairing(scenes, data)
     device = options.torch_device()
     tok = load_tokenizer(tokenizer)
     model = load_model(model_dir, map_location=device)
@@ -133,12 +147,18 @@ def evaluate(
     say(f"encoded {data.n_images} images in {timings['encode_images_s']:.1f} s on {device}")
 
     ranks_t2i, ranks_i2t, itc_t2i, itc_i2t, pairs, per_lang_times = {}, {}, {}, {}, {}, {}
+    attribute_scores: dict[str, Any] = {}
     for lang in data.languages:
         t0 = time.perf_counter()
         captions = data.captions[lang]
         texts = encode_texts(model, tok, captions.texts, options.batch_size, device)
         encode_s = time.perf_counter() - t0
         result = rank_language(model, images, texts, captions.txt2img, k_test, options.itm_batch_size)
+        if pairing is not None:
+            from ccrk.report.attributes import score_language
+
+            attribute_scores[lang] = score_language(model, images, texts, captions.txt2img, pairing,
+                                                    options.itm_batch_size)
         del texts
         ranks_t2i[lang], ranks_i2t[lang] = result.t2i, result.i2t
         itc_t2i[lang], itc_i2t[lang] = result.itc_t2i, result.itc_i2t
@@ -197,9 +217,24 @@ def evaluate(
         "timings": timings,
     }
 
+    attributes = None
+    if pairing is not None:
+        from ccrk.report.attributes import attributes_document
+
+        attributes = attributes_document(
+            attribute_scores, pairing, data, options, model_dir=model_dir, model_config=meta["config"],
+            tokenizer=tokenizer, manifest=manifest, scenes=scenes, image_root=image_root, device=device,
+            timings={"in": "ccrk evaluate (encodings shared with the ranking: see metrics.json timings)"},
+        )
+
     with atomic_directory(out_dir) as tmp:
         rankset.save(tmp / RANKS_FILE)
         itc_rankset.save(tmp / RANKS_ITC_FILE)
+        if attributes is not None:
+            from ccrk.report.attributes import ATTRIBUTES_FILE
+
+            text = json.dumps(attributes, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+            (tmp / ATTRIBUTES_FILE).write_text(text, encoding="utf-8")
         timings["total_s"] = time.perf_counter() - start
         text = json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         (tmp / METRICS_FILE).write_text(text, encoding="utf-8")

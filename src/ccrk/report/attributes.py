@@ -204,6 +204,36 @@ class LanguageScores:
         return np.where(own > other, 1.0, np.where(own == other, 0.5, 0.0))
 
 
+def score_language(
+    model: Any, images: Any, texts: Any, txt2img: np.ndarray, pairing: Pairing, itm_batch_size: int
+) -> LanguageScores:
+    """ITC and ITM scores of one language's captions with their own image and with its partner.
+
+    ``images``/``texts`` are the encodings of :mod:`ccrk.evaluation.encode`,
+    so ``ccrk evaluate`` scores the diagnostic from the encodings it ranks with.
+    """
+    import torch
+
+    from ccrk.evaluation.retrieval import score_pairs
+
+    own = txt2img.astype(np.int64)
+    other = pairing.partner[own]
+    with torch.no_grad():
+        feats = texts.feats.float()
+        img = images.feats.float()
+        itc_own = (feats * img[torch.from_numpy(own).to(img.device)]).sum(dim=1)
+        itc_other = (feats * img[torch.from_numpy(other).to(img.device)]).sum(dim=1)
+    n = len(own)
+    rows = np.arange(n, dtype=np.int64)
+    itm = score_pairs(model, images.tokens, np.concatenate([own, other]), texts, np.concatenate([rows, rows]),
+                      itm_batch_size).astype(np.float64)
+    return LanguageScores(
+        image=own, partner=other, attribute=pairing.attribute[own], pair=pairing.pair[own],
+        itc_own=itc_own.cpu().double().numpy(), itc_partner=itc_other.cpu().double().numpy(),
+        itm_own=itm[:n], itm_partner=itm[n:],
+    )
+
+
 def score_captions(
     model: Any,
     tokenizer: Any,
@@ -217,11 +247,8 @@ def score_captions(
     progress: Progress | None = None,
     timings: dict[str, Any] | None = None,
 ) -> dict[str, LanguageScores]:
-    """ITC and ITM scores of every caption with its own image and with the partner, per language."""
-    import torch
-
+    """:func:`score_language` for every language of ``data``, encoding the images once."""
     from ccrk.evaluation.encode import encode_images, encode_texts
-    from ccrk.evaluation.retrieval import score_pairs
 
     say = progress or (lambda _msg: None)
     times = timings if timings is not None else {}
@@ -234,27 +261,13 @@ def score_captions(
     for lang in data.languages:
         t0 = time.perf_counter()
         captions = data.captions[lang]
-        own = captions.txt2img.astype(np.int64)
-        other = pairing.partner[own]
         texts = encode_texts(model, tokenizer, captions.texts, batch_size, device)
         encode_s = time.perf_counter() - t0
-        with torch.no_grad():
-            feats = texts.feats.float()
-            img = images.feats.float()
-            itc_own = (feats * img[torch.from_numpy(own).to(img.device)]).sum(dim=1)
-            itc_other = (feats * img[torch.from_numpy(other).to(img.device)]).sum(dim=1)
-        n = len(own)
-        rows = np.arange(n, dtype=np.int64)
         t1 = time.perf_counter()
-        itm = score_pairs(model, images.tokens, np.concatenate([own, other]), texts, np.concatenate([rows, rows]),
-                          itm_batch_size).astype(np.float64)
+        out[lang] = score_language(model, images, texts, captions.txt2img, pairing, itm_batch_size)
         itm_s = time.perf_counter() - t1
-        out[lang] = LanguageScores(
-            image=own, partner=other, attribute=pairing.attribute[own], pair=pairing.pair[own],
-            itc_own=itc_own.cpu().double().numpy(), itc_partner=itc_other.cpu().double().numpy(),
-            itm_own=itm[:n], itm_partner=itm[n:],
-        )
         del texts
+        n = len(out[lang].image)
         per_language[lang] = {"encode_text_s": encode_s, "itm_s": itm_s, "total_s": time.perf_counter() - t0}
         say(f"{lang}: {n} captions, {2 * n} ITM pairs, {per_language[lang]['total_s']:.1f} s")
     times["per_language"] = per_language
@@ -350,7 +363,6 @@ def attribute_diagnostic(
     Returns the written document and the per-caption scores.
     """
     from ccrk.evaluation.options import EvalOptions
-    from ccrk.evaluation.provenance import config_hash, git_revision
     from ccrk.models import load_model, read_model_config
     from ccrk.tokenizer import load_tokenizer
 
@@ -375,17 +387,44 @@ def attribute_diagnostic(
                             itm_batch_size=options.itm_batch_size, device=device, num_workers=options.num_workers,
                             progress=progress, timings=timings)
     del model
+    doc = attributes_document(
+        scores, pairing, data, options, model_dir=model_dir, model_config=meta["config"], tokenizer=tokenizer,
+        manifest=manifest, scenes=scenes, image_root=image_root, device=device, timings=timings,
+    )
+    timings["total_s"] = time.perf_counter() - start
+    atomic_write_text(out, json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    return doc, scores
+
+
+def attributes_document(
+    scores: Mapping[str, LanguageScores],
+    pairing: Pairing,
+    data: EvalData,
+    options: EvalOptions,
+    *,
+    model_dir: str | os.PathLike[str],
+    model_config: Mapping[str, Any],
+    tokenizer: str | os.PathLike[str],
+    manifest: str | os.PathLike[str],
+    scenes: str | os.PathLike[str],
+    image_root: str | os.PathLike[str] | None,
+    device: Any,
+    timings: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``ccrk.attributes/1`` document of per-caption ``scores`` (summary with bootstrap intervals, provenance)."""
+    from ccrk.evaluation.provenance import config_hash, git_revision
+
     t0 = time.perf_counter()
     summary = summarize_preferences(scores, n_resamples=options.bootstrap, alpha=options.alpha, seed=options.seed)
     timings["summary_s"] = time.perf_counter() - t0
     git = git_revision()
     n_captions = {lang: int(s.image.size) for lang, s in scores.items()}
-    doc: dict[str, Any] = {
+    return {
         "format": FORMAT,
         "ccrk_version": __version__,
         "git_revision": git["revision"],
         "git_dirty": git["dirty"],
-        "model": {"path": str(model_dir), "config_hash": config_hash(meta["config"])},
+        "model": {"path": str(model_dir), "config_hash": config_hash(dict(model_config))},
         "tokenizer": str(tokenizer),
         "manifest": str(manifest),
         "scenes": str(scenes),
@@ -410,9 +449,6 @@ def attribute_diagnostic(
         **summary,
         "timings": timings,
     }
-    timings["total_s"] = time.perf_counter() - start
-    atomic_write_text(out, json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    return doc, scores
 
 
 def format_attributes(doc: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,11 @@ def _strict_keys(data: Any, known: set[str], where: str) -> dict[str, Any]:
     return copy.deepcopy(dict(data))
 
 
+#: Keys of :class:`TrainConfig` that count something (a whole number; ``2.0`` is read as ``2``).
+_INT_KEYS: tuple[str, ...] = ("epochs", "batch_size", "grad_accum", "seed", "num_workers", "log_every", "save_every",
+                              "keep_last", "val_every", "image_cache")
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings of one training run (pre-training or fine-tuning).
@@ -56,7 +62,7 @@ class TrainConfig:
     the embedded benchmark fits, a web-scale corpus does not). ``val_every``: pre-training with a
     validation manifest scores it before training, every ``val_every``
     epochs and after the last one. ``warmup`` is a fraction of the optimiser steps when a float in
-    [0, 1], a number of steps when an int. ``save_every`` counts optimiser
+    [0, 1], a number of steps when a whole number (``5`` or ``5.0``). ``save_every`` counts optimiser
     steps (0: only the final checkpoint). ``languages`` (English first) are
     the K caption languages; ``None`` takes every language all manifest
     records share.
@@ -87,8 +93,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         w = self.where
-        for key in ("epochs", "batch_size", "grad_accum", "seed", "num_workers", "log_every", "save_every",
-                    "keep_last", "val_every", "image_cache"):
+        for key in _INT_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, float) and value.is_integer():  # 2.0 is an integer to JSON Schema, so to ccrk
+                setattr(self, key, int(value))
             if not _is_int(getattr(self, key)):
                 raise ConfigError(f"{w}.{key} must be an integer, got {getattr(self, key)!r}")
         for key, low in (("epochs", 1), ("batch_size", 1), ("grad_accum", 1), ("log_every", 1), ("keep_last", 1),
@@ -103,14 +111,17 @@ class TrainConfig:
             setattr(self, key, float(value))
         if self.lr <= 0:
             raise ConfigError(f"{w}.lr must be > 0, got {self.lr}")
+        if isinstance(self.warmup, float) and self.warmup > 1.0 and self.warmup.is_integer():
+            # JSON Schema (the workflow's validation) counts 5.0 as an integer: so does ccrk, as 5 steps.
+            self.warmup = int(self.warmup)
         if _is_int(self.warmup):
             if self.warmup < 0:
                 raise ConfigError(f"{w}.warmup must be >= 0 steps, got {self.warmup}")
         elif isinstance(self.warmup, float):
             if not 0.0 <= self.warmup <= 1.0:
                 raise ConfigError(
-                    f"{w}.warmup as a float is a fraction of the optimiser steps and must lie in [0, 1], "
-                    f"got {self.warmup} (write an integer for a number of steps)"
+                    f"{w}.warmup must be a fraction of the optimiser steps in [0, 1] or a whole number of steps, "
+                    f"got {self.warmup}"
                 )
         else:
             raise ConfigError(f"{w}.warmup must be a fraction (float) or a number of steps (int), got {self.warmup!r}")
@@ -137,6 +148,9 @@ class TrainConfig:
             langs = list(self.languages)
             if not langs or len(set(langs)) != len(langs) or not all(isinstance(x, str) for x in langs):
                 raise ConfigError(f"{w}.languages must be non-empty, distinct language codes, got {langs}")
+            bad = [x for x in langs if not re.fullmatch(r"[a-z]{2}", x)]
+            if bad:
+                raise ConfigError(f"{w}.languages: {bad[0]!r} is not a two-letter ISO 639-1 code, got {langs}")
             if "en" in langs and langs[0] != "en":
                 raise ConfigError(f"{w}.languages must list 'en' first (rows i*K are English), got {langs}")
             self.languages = langs

@@ -21,6 +21,7 @@ from typing import Any
 from ccrk.config import section
 from ccrk.data.manifest import read_manifest
 from ccrk.data.shards import is_shard_source, read_shard_corpus
+from ccrk.data.tokens import TokenCache
 from ccrk.models import save_model
 from ccrk.tokenizer import load_tokenizer
 from ccrk.train.builders import (
@@ -177,6 +178,7 @@ class Pretrainer(Trainer):
             val_records = read_manifest(spec.val_manifest, languages=tcfg.languages,
                                         require_languages=tcfg.languages, check_images=spec.check_images and ctx.is_main)
             val_root = Path(spec.val_manifest).parent
+            val_tokens = TokenCache(tokenizer, mcfg.max_length)  # validation captions tokenized once per run
 
             def validate_now(engine: Engine, epoch: int) -> None:
                 if not ctx.is_main:
@@ -184,7 +186,7 @@ class Pretrainer(Trainer):
                 started = time.time()
                 result = pretraining_validation(model, val_records, val_root, tcfg.languages, tokenizer,
                                                 batch_size=100, device=ctx.device, precision=engine.precision,
-                                                seed=tcfg.seed)
+                                                seed=tcfg.seed, tokens=val_tokens)
                 # Wall-clock fields (when, how long) let benchmarks/time_to_accuracy.py subtract validation.
                 val_log.write({"step": engine.state.step, "epoch": epoch, **result, "time": started,
                                "val_s": time.time() - started})

@@ -19,6 +19,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ccrk.data.manifest import Record
+from ccrk.data.tokens import TokenCache
 from ccrk.data.transforms import build_eval_transform
 from ccrk.metrics import mean_recall, ranks_i2t, ranks_t2i, recall_at_k
 from ccrk.train.precision import Precision
@@ -119,25 +120,10 @@ def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((below + 0.5 * (at_or_below - below)).sum() / (len(positive) * len(negative)))
 
 
-@torch.no_grad()
-def itm_scores(model: Any, texts: Sequence[str], image_tokens: torch.Tensor, image_index: np.ndarray,
-               tokenizer: Any, batch_size: int, device: torch.device, precision: Precision) -> np.ndarray:
-    """Matching logit (class 1) of each (caption ``texts[p]``, image ``image_index[p]``) pair."""
-    out = []
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[start:start + batch_size]), padding="longest", truncation=True,
-                        max_length=model.config.max_length, return_tensors="pt")
-        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-        index = torch.from_numpy(np.ascontiguousarray(image_index[start:start + batch_size])).to(device)
-        with precision.autocast():
-            tokens, _ = model.encode_text(ids, mask)
-            out.append(model.itm_logits(tokens, mask, image_tokens, index)[:, 1].float().cpu())
-    return torch.cat(out).numpy()
-
-
 def pretraining_validation(model: Any, records: Sequence[Record], image_root: str | os.PathLike[str],
                            languages: Sequence[str], tokenizer: Any, *, batch_size: int, device: torch.device,
-                           precision: Precision, seed: int = 0, num_workers: int = 0) -> dict[str, Any]:
+                           precision: Precision, seed: int = 0, num_workers: int = 0,
+                           tokens: TokenCache | None = None) -> dict[str, Any]:
     """What a learning curve shows: contrastive R@1, MRV across languages, and how well ITM tells pairs apart.
 
     Each image's first caption in every language is one instance: ``r1`` is
@@ -146,22 +132,25 @@ def pretraining_validation(model: Any, records: Sequence[Record], image_root: st
     (the paper's MRV), ``itm_auc`` the AUC of the matching head on every
     (image, own caption) pair against the same caption with another image
     drawn at random (``seed``). The model's mode is restored afterwards.
+    ``tokens``: a :class:`TokenCache` kept across calls, so a run that
+    validates every epoch tokenizes its validation captions once.
     """
     from ccrk.metrics import mean_rank_variance
 
+    tokens = tokens or TokenCache(tokenizer, model.config.max_length)
     was_training = model.training
     model.eval()
     try:
         loader = DataLoader(_Images(records, Path(image_root), model.config.image_size), batch_size=batch_size,
                             num_workers=num_workers, shuffle=False)
-        tokens, feats = [], []
+        image_tokens, feats = [], []
         with torch.no_grad():
             for images in loader:
                 with precision.autocast():
                     tok, feat = model.encode_image(images.to(device, non_blocking=True))
-                tokens.append(tok.float())
+                image_tokens.append(tok.float())
                 feats.append(feat.float())
-        image_tokens, image_feat = torch.cat(tokens), torch.cat(feats)
+        image_tok, image_feat = torch.cat(image_tokens), torch.cat(feats)
         n = len(records)
         own = np.arange(n)
         rng = np.random.default_rng(seed)
@@ -169,18 +158,43 @@ def pretraining_validation(model: Any, records: Sequence[Record], image_root: st
         per_lang, t2i_ranks, positive, negative = {}, [], [], []
         for lang in languages:
             texts, txt2img, img2txt = caption_index(records, lang)
-            text_feat = encode_texts(model, texts, tokenizer, batch_size, device, precision)
+            first = np.array([rows[0] for rows in img2txt])
+            text_feat, pos, neg = _encode_and_match(model, texts, first, image_tok, own, other, tokens, batch_size,
+                                                    device, precision)
             scores = (text_feat @ image_feat.T).cpu().numpy()
             t2i, i2t = ranks_t2i(scores, txt2img), ranks_i2t(scores.T, img2txt)
             per_lang[lang] = {"t2i_r1": recall_at_k(t2i, 1), "i2t_r1": recall_at_k(i2t, 1)}
-            first = np.array([rows[0] for rows in img2txt])
             t2i_ranks.append(t2i[first])
-            firsts = [texts[i] for i in first]
-            positive.append(itm_scores(model, firsts, image_tokens, own, tokenizer, batch_size, device, precision))
-            negative.append(itm_scores(model, firsts, image_tokens, other, tokenizer, batch_size, device, precision))
+            positive.append(pos)
+            negative.append(neg)
     finally:
         model.train(was_training)
     r1 = float(np.mean([(m["t2i_r1"] + m["i2t_r1"]) / 2 for m in per_lang.values()]))
     mrv = mean_rank_variance(np.stack(t2i_ranks)) if len(languages) > 1 else None
     auc = _auc(np.concatenate(positive), np.concatenate(negative)) if n > 1 else None
     return {"r1": r1, "mrv": mrv, "itm_auc": auc, "languages": per_lang}
+
+
+@torch.no_grad()
+def _encode_and_match(model: Any, texts: Sequence[str], first: np.ndarray, image_tokens: torch.Tensor,
+                      own: np.ndarray, other: np.ndarray, tokens: TokenCache, batch_size: int, device: torch.device,
+                      precision: Precision) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Features of every caption, and the matching logit of each image's first caption with image ``own[i]``
+    and with ``other[i]``: one pass of the text encoder serves the ranking and both matching scores."""
+    image_of_row = np.full(len(texts), -1, dtype=np.int64)
+    image_of_row[first] = np.arange(len(first))
+    feats, pos, neg = [], np.empty(len(first)), np.empty(len(first))
+    for start in range(0, len(texts), batch_size):
+        ids, mask = tokens(list(texts[start:start + batch_size]))
+        ids, mask = ids.to(device), mask.to(device)
+        with precision.autocast():
+            tok, feat = model.encode_text(ids, mask)
+            feats.append(feat.float())
+            images = image_of_row[start:start + batch_size]
+            rows = np.flatnonzero(images >= 0)
+            if rows.size:
+                sel, images = torch.from_numpy(rows).to(device), images[rows]
+                for target, out in ((own, pos), (other, neg)):
+                    index = torch.from_numpy(np.ascontiguousarray(target[images])).to(device)
+                    out[images] = model.itm_logits(tok[sel], mask[sel], image_tokens, index)[:, 1].float().cpu().numpy()
+    return torch.cat(feats), pos, neg
