@@ -100,3 +100,16 @@ def test_captions_fit_the_model_length(tok_dir: Path, lang: str) -> None:
     tok = load_tokenizer(tok_dir)
     lengths = [len(tok(text)["input_ids"]) for text in _captions(200, 7)[lang]]
     assert max(lengths) <= 64, (lang, max(lengths))
+
+
+def test_the_fingerprint_identifies_the_vocabulary(tok_dir: Path, tmp_path: Path) -> None:
+    from ccrk.tokenizer import tokenizer_fingerprint
+
+    fp = tokenizer_fingerprint(load_tokenizer(tok_dir))
+    assert len(fp) == 16 and fp == tokenizer_fingerprint(load_tokenizer(tok_dir))  # a reload is the same tokenizer
+    copy = tmp_path / "copy"
+    load_tokenizer(tok_dir).save_pretrained(copy)
+    assert tokenizer_fingerprint(load_tokenizer(copy)) == fp
+    other = tmp_path / "other"
+    train_tokenizer([t for texts in _captions(300, 0).values() for t in texts], other, vocab_size=900)
+    assert tokenizer_fingerprint(load_tokenizer(other)) != fp

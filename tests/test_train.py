@@ -380,6 +380,15 @@ def test_fresh_run_refuses_an_output_with_checkpoints_and_resume_refuses_changed
     spec.config["train"]["lr"] = 5e-4
     with pytest.raises(ConfigError, match=r"train\.lr: 0\.001 -> 0\.0005"):
         Pretrainer(spec, resume=True)()
+    # another tokenizer (same directory name, another vocabulary): its ids would feed the wrong embedding rows
+    from ccrk.tokenizer import train_tokenizer
+
+    spec.config["train"]["lr"] = 1e-3
+    other = tmp_path / "other" / "tok"
+    train_tokenizer(["a red circle", "ein blauer Kreis", "赤い丸"] * 20, other, vocab_size=300, max_length=40)
+    spec.tokenizer = str(other)
+    with pytest.raises(ConfigError, match=r"run\.tokenizer_fingerprint: '[0-9a-f]{16}' -> '[0-9a-f]{16}'"):
+        Pretrainer(spec, resume=True)()
 
 
 # -- data parallel ---------------------------------------------------------------------------------------
@@ -668,6 +677,34 @@ def test_finetune_killed_before_validation_resumes_to_the_same_selection(bench, 
     assert (killed / "model" / "retrieval.json").read_text() == (whole / "model" / "retrieval.json").read_text()
     final = ckpt.load_checkpoint(ckpt.checkpoint_path(killed / "checkpoints", 9))["state"]["extra"]
     assert final["best_epoch"] in (0, 1, 2, 3) and set(final) == {"initial", "best_score", "best_epoch", "best_step"}
+
+
+def test_finetune_resumed_inside_a_logging_window_logs_what_an_uninterrupted_run_logs(bench, reference_run,
+                                                                                      tmp_path):
+    """The loss sums of a logging window are in the checkpoint: the mean logged at the window's end is the same."""
+    config = {"model": MODEL, "train": {"num_workers": 0, "log_every": 5},
+              "finetune": {"train": {"epochs": 2, "lr": 1e-3, "warmup": 0, "batch_size": 8, "save_every": 4,
+                                     "keep_last": 5}, "eval_batch_size": 32}}
+    path = tmp_path / "ft.yaml"
+    path.write_text(yaml.safe_dump(config))
+    synth = bench["synth"]
+
+    def cmd(out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "ccrk.cli", "finetune", "--config", str(path), "--pretrained",
+                str(reference_run / "model"), "--regime", "single_language", "--language", "ja",
+                "--train-manifest", str(synth / "train.jsonl"), "--val-manifest", str(synth / "val.jsonl"),
+                "--image-root", str(synth), "--tokenizer", str(bench["tok"]), "--out", str(out), "--no-progress",
+                *extra]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    _run(cmd(whole))
+    # 3 steps an epoch, a log at steps 3 (epoch end), 5 (every 5th step) and 6; the checkpoint of step 4 is
+    # inside the window 4-5. Killed after step 5, the run resumes from step 4 and logs step 5 as the mean of 4, 5.
+    _run(cmd(killed), env={**_env(), "CCRK_TRAIN_KILL_AFTER_STEP": "5"}, expect=-9)
+    assert ckpt.load_latest(killed / "checkpoints")[1]["window"]["steps"] == 1
+    _run(cmd(killed, "--resume"))
+    assert [r["step"] for r in _metric_rows(whole)] == [3, 5, 6]
+    assert _metric_rows(killed) == _metric_rows(whole)
 
 
 def test_finetuning_at_a_higher_resolution_resizes_swin_and_vit_position_tables(bench, tmp_path):

@@ -9,6 +9,7 @@ truncated file that a later step would read as valid.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -97,6 +98,24 @@ def recover_directory(path: str | os.PathLike[str]) -> list[Path]:
                 shutil.rmtree(stale, ignore_errors=True)
                 removed.append(stale)
     return removed
+
+
+def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Refuse, before any work, an output that could not be written: the answer at the end of a long job is
+    too late. Looks at the nearest existing ancestor (nothing is created): it must be a directory this
+    process may write into (a read-only file system counts as not writable). ``directory``: the output is
+    a directory, so an existing file at ``path`` is refused too (a file output may replace a file)."""
+    target = Path(path)
+    if target.exists() and target.is_dir() != directory:
+        kind = "is a directory" if target.is_dir() else "is a file"
+        raise ValueError(f"{target} {kind}: the output here must be a {'directory' if directory else 'file'}")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"cannot write {target}: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "not writable (permissions or a read-only file system)", str(ancestor))
 
 
 @contextlib.contextmanager

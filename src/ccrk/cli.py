@@ -37,10 +37,12 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 def cmd_synth(args: argparse.Namespace) -> int:
     from ccrk.config import load_config, section
     from ccrk.synth.config import SynthConfig
+    from ccrk.atomic import check_writable
     from ccrk.synth.generate import format_stats, generate
 
     config = load_config(args.config, args.overrides)
     cfg = SynthConfig.from_dict(section(config, "synth"))
+    check_writable(args.out, directory=True)
     start = time.perf_counter()
     stats = generate(cfg, args.out)
     elapsed = time.perf_counter() - start
@@ -50,6 +52,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenizer(args: argparse.Namespace) -> int:
+    from ccrk.atomic import check_writable
     from ccrk.config import ConfigError, load_config, section
     from ccrk.tokenizer import manifest_texts, save_pretrained_tokenizer, train_tokenizer
 
@@ -60,6 +63,13 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"tokenizer: unknown key(s) {', '.join('tokenizer.' + k for k in unknown)}; expected {sorted(opts)}")
     opts.update(given)
+    for key in ("vocab_size", "max_length"):
+        value = opts[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"tokenizer.{key} must be a positive whole number, got {value!r}")
+    if opts["pretrained"] is not None and not isinstance(opts["pretrained"], str):
+        raise ConfigError(f"tokenizer.pretrained must be a hub name or a directory, got {opts['pretrained']!r}")
+    check_writable(args.out, directory=True)
     start = time.perf_counter()
     pretrained = args.pretrained or opts["pretrained"]
     if pretrained:
@@ -70,7 +80,7 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
         return 0
     if not args.manifest:
         raise ValueError("name the captions to train on (--manifest) or a tokenizer to copy (--pretrained)")
-    tok = train_tokenizer(manifest_texts(args.manifest), args.out, vocab_size=int(opts["vocab_size"]), max_length=int(opts["max_length"]))
+    tok = train_tokenizer(manifest_texts(args.manifest), args.out, vocab_size=opts["vocab_size"], max_length=opts["max_length"])
     print(f"trained a {len(tok)}-piece BPE tokenizer (byte fallback) on {', '.join(map(str, args.manifest))}")
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s; load it with AutoTokenizer.from_pretrained({str(args.out)!r})")
     return 0
@@ -106,7 +116,19 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from ccrk.corpus.conceptual import CorpusError
     from ccrk.data.manifest import ManifestError
 
-    return (ConfigError, ManifestError, CorpusError, KeyError, ValueError, FileNotFoundError)
+    # OSError: an unreadable input, a read-only or full disk, a permission: the environment, not a bug.
+    return (ConfigError, ManifestError, CorpusError, KeyError, ValueError, OSError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of a user error on one line; a system OSError as ``file: reason``."""
+    if isinstance(exc, KeyError) and exc.args:
+        message = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        message = f"{exc.filename}: {exc.strerror}"
+    else:
+        message = str(exc) or type(exc).__name__
+    return " / ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,8 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as exc:
         if os.environ.get("CCRK_DEBUG"):
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"ccrk {args.command}: error: {message}", file=sys.stderr)
+        print(f"ccrk {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -21,10 +21,12 @@ captions ran past 40 tokens; BPE keeps them at whole words.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ccrk.atomic import atomic_directory
 
@@ -129,7 +131,51 @@ def load_tokenizer(name_or_dir: str | os.PathLike[str]):
     from transformers import AutoTokenizer
 
     path = Path(name_or_dir)
-    if path.suffix or os.sep in str(name_or_dir) or path.exists():
+    local = bool(path.suffix or os.sep in str(name_or_dir) or path.exists())
+    if local:
         if not path.is_dir():
             raise FileNotFoundError(f"tokenizer directory {path} does not exist (run `ccrk tokenizer` first)")
-    return AutoTokenizer.from_pretrained(str(name_or_dir))
+        if not any(path.iterdir()):
+            raise ValueError(f"tokenizer directory {path} is empty (run `ccrk tokenizer` to write one)")
+    try:
+        return AutoTokenizer.from_pretrained(str(name_or_dir))
+    except Exception as err:  # the tokenizers library raises its own exception types for a corrupt file
+        if not local:
+            raise
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"tokenizer directory {path} cannot be loaded (a missing, truncated or corrupt "
+                         f"tokenizer.json?): {reason}") from err
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A short hash of what decides the ids a caption becomes: the vocabulary (token -> id) and the special ids.
+
+    Saved with every model (``config.json``) and in every run's resolved config (so in every checkpoint's
+    resume check): a tokenizer with another vocabulary gives the model ids its embedding rows were not trained
+    for, and the results are silently wrong, not an error, unless the pairing is checked.
+    """
+    vocab = sorted(tokenizer.get_vocab().items())
+    specials = {name: getattr(tokenizer, f"{name}_token_id", None) for name in ("bos", "eos", "pad", "unk", "mask")}
+    blob = json.dumps({"vocab": vocab, "special_ids": specials}, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def check_model_tokenizer(tokenizer: Any, name: str, model: Any, saved_fingerprint: str | None,
+                          model_name: str) -> None:
+    """Refuse a tokenizer other than the one the model was trained with, naming both.
+
+    Models saved with a fingerprint are compared exactly; older ones only by what the model itself shows
+    (the vocabulary must fit its embedding, the pad id must be its pad id).
+    """
+    if saved_fingerprint is not None:
+        got = tokenizer_fingerprint(tokenizer)
+        if got != saved_fingerprint:
+            raise ValueError(f"tokenizer {name} (fingerprint {got}) is not the tokenizer model {model_name} was "
+                             f"trained with (fingerprint {saved_fingerprint})")
+    if len(tokenizer) > model.vocab_size:
+        raise ValueError(f"tokenizer {name} has {len(tokenizer)} tokens but model {model_name} embeds only "
+                         f"{model.vocab_size}: not the tokenizer the model was built with")
+    pad = getattr(model.text.config, "pad_token_id", None)
+    if pad is not None and tokenizer.pad_token_id != pad:
+        raise ValueError(f"tokenizer {name} pads with id {tokenizer.pad_token_id} but model {model_name}'s pad id "
+                         f"is {pad}: not the tokenizer the model was built with")

@@ -63,7 +63,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ccrk.atomic import atomic_write_text
+    from ccrk.atomic import atomic_write_text, check_writable
     from ccrk.evaluation.compare import compare_runs, format_comparison
 
     if args.bootstrap < 1:
@@ -72,6 +72,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ValueError(f"--alpha must lie in (0, 1), got {args.alpha}")
     if args.seed < 0:
         raise ValueError(f"--seed must be non-negative, got {args.seed}")
+    if args.out is not None:
+        check_writable(args.out)
     doc = compare_runs(args.run_a, args.run_b, n_resamples=args.bootstrap, alpha=args.alpha, seed=args.seed)
     print(format_comparison(doc))
     if args.out is not None:

@@ -19,6 +19,7 @@ with ``allow_pickle=False``.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +143,8 @@ class RankSet:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: not a readable .npz file: {err}") from err
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated: BadZipFile or EOFError
+            raise ValueError(f"{path}: not a readable .npz file (truncated or corrupt): {err}") from err
         found = str(arrays["format"]) if "format" in arrays else None
         if found != FORMAT:
             raise ValueError(f"{path}: format is {found!r}, expected {FORMAT!r} (a ranks.npz written by ccrk evaluate)")

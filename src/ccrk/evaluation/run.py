@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ccrk import __version__
-from ccrk.atomic import atomic_directory
+from ccrk.atomic import atomic_directory, check_writable
 from ccrk.evaluation.data import EvalData, check_mrv_coverage, load_eval_data
 from ccrk.evaluation.encode import encode_images, encode_texts
 from ccrk.evaluation.ktest import resolve_k_test
@@ -44,7 +44,8 @@ from ccrk.evaluation.rankset import RankSet
 from ccrk.evaluation.retrieval import rank_language
 from ccrk.evaluation.summary import summarize
 from ccrk.models import load_model, read_model_config
-from ccrk.tokenizer import load_tokenizer
+from ccrk.models.io import saved_tokenizer
+from ccrk.tokenizer import check_model_tokenizer, load_tokenizer
 
 FORMAT = "ccrk.metrics/1"
 METRICS_FILE = "metrics.json"
@@ -64,24 +65,10 @@ def _model_meta(model_dir: Path) -> dict[str, Any]:
     return read_model_config(model_dir)
 
 
-def _check_tokenizer(tokenizer: Any, name: str, model: Any) -> None:
-    """The ids the tokenizer emits must be the ones the model's embedding rows were trained for."""
-    if len(tokenizer) > model.vocab_size:
-        raise ValueError(
-            f"tokenizer {name} has {len(tokenizer)} tokens but the model embeds only {model.vocab_size}: "
-            "not the tokenizer the model was built with"
-        )
-    pad = getattr(model.text.config, "pad_token_id", None)
-    if pad is not None and tokenizer.pad_token_id != pad:
-        raise ValueError(
-            f"tokenizer {name} pads with id {tokenizer.pad_token_id} but the model's pad id is {pad}: "
-            "not the tokenizer the model was built with"
-        )
-
-
 def _check_out(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir} exists and is not a directory")
+    check_writable(out_dir, directory=True)
 
 
 def _rankset(
@@ -138,7 +125,7 @@ def evaluate(
     device = options.torch_device()
     tok = load_tokenizer(tokenizer)
     model = load_model(model_dir, map_location=device)
-    _check_tokenizer(tok, str(tokenizer), model)
+    check_model_tokenizer(tok, str(tokenizer), model, saved_tokenizer(meta), str(model_dir))
     timings: dict[str, Any] = {"load_s": time.perf_counter() - start}
 
     t0 = time.perf_counter()

@@ -39,8 +39,13 @@ def _aliases(state: dict[str, torch.Tensor]) -> dict[str, str]:
     return aliases
 
 
-def save_model(model: CCRModel, directory: str | os.PathLike[str]) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` into ``directory`` atomically (replacing it)."""
+def save_model(model: CCRModel, directory: str | os.PathLike[str], tokenizer_fingerprint: str | None = None) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` into ``directory`` atomically (replacing it).
+
+    ``tokenizer_fingerprint`` (:func:`ccrk.tokenizer.tokenizer_fingerprint` of the tokenizer the model was
+    trained with) goes into ``config.json`` as ``tokenizer``, so every command that pairs the model with a
+    tokenizer can refuse another one.
+    """
     state = model.state_dict()
     aliases = _aliases(state)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items() if k not in aliases}
@@ -50,6 +55,7 @@ def save_model(model: CCRModel, directory: str | os.PathLike[str]) -> Path:
         "built_from": model.built_from.to_dict(),
         "new_parameters": sorted(model.new_parameter_names()),
         "aliases": aliases,
+        "tokenizer": tokenizer_fingerprint,
     }
     target = Path(directory)
     with atomic_directory(target) as tmp:
@@ -81,7 +87,7 @@ def load_model(directory: str | os.PathLike[str], map_location: str | torch.devi
     weights = Path(directory) / WEIGHTS_FILE
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} does not exist")
-    state = load_file(str(weights), device=str(map_location))
+    state = read_weights_file(weights, device=str(map_location))
 
     aliases: dict[str, str] = meta.get("aliases", {})
     expected = set(model.state_dict()) - set(aliases)
@@ -99,3 +105,20 @@ def load_model(directory: str | os.PathLike[str], map_location: str | torch.devi
         meta.get("new_parameters", sorted(model.new_parameter_names())),
     )
     return model.to(map_location).eval()
+
+
+def read_weights_file(path: str | os.PathLike[str], device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.safetensors`` file; a truncated or corrupt file is a one-line error naming it."""
+    try:
+        return load_file(str(path), device=device)
+    except Exception as err:  # safetensors raises its own SafetensorError (not an OSError/ValueError)
+        if isinstance(err, (FileNotFoundError, PermissionError)):
+            raise
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path}: not a complete safetensors file (truncated or corrupt: {reason})") from err
+
+
+def saved_tokenizer(meta: dict[str, Any]) -> str | None:
+    """The tokenizer fingerprint a saved model's ``config.json`` records (``None``: saved before it was)."""
+    value = meta.get("tokenizer")
+    return value if isinstance(value, str) else None

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ccrk import __version__
-from ccrk.atomic import atomic_write_text
+from ccrk.atomic import atomic_write_text, check_writable
 from ccrk.evaluation.data import EvalData, load_eval_data
 from ccrk.metrics import bootstrap_ci
 from ccrk.report.runs import OBJECTIVES, ResultsError, Setting, parse_setting
@@ -332,17 +332,6 @@ def summarize_preferences(
 # -- the command -------------------------------------------------------------------
 
 
-def _check_tokenizer(tokenizer: Any, name: str, model: Any) -> None:
-    """The ids the tokenizer emits must be the ones the model's embeddings were trained for (as ccrk evaluate)."""
-    if len(tokenizer) > model.vocab_size:
-        raise ValueError(f"tokenizer {name} has {len(tokenizer)} tokens but the model embeds only "
-                         f"{model.vocab_size}: not the tokenizer the model was built with")
-    pad = getattr(model.text.config, "pad_token_id", None)
-    if pad is not None and tokenizer.pad_token_id != pad:
-        raise ValueError(f"tokenizer {name} pads with id {tokenizer.pad_token_id} but the model's pad id is {pad}: "
-                         "not the tokenizer the model was built with")
-
-
 def attribute_diagnostic(
     model_dir: str | os.PathLike[str],
     tokenizer: str | os.PathLike[str],
@@ -364,13 +353,15 @@ def attribute_diagnostic(
     """
     from ccrk.evaluation.options import EvalOptions
     from ccrk.models import load_model, read_model_config
-    from ccrk.tokenizer import load_tokenizer
+    from ccrk.models.io import saved_tokenizer
+    from ccrk.tokenizer import check_model_tokenizer, load_tokenizer
 
     options = options or EvalOptions(mrv_languages=())
     start = time.perf_counter()
     model_dir, out = Path(model_dir), Path(out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; name the JSON file to write (e.g. {out / ATTRIBUTES_FILE})")
+    check_writable(out)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model directory {model_dir} does not exist (a saved ccrk model: config.json and "
                                 "model.safetensors, written by ccrk pretrain / finetune)")
@@ -380,7 +371,7 @@ def attribute_diagnostic(
     device = options.torch_device()
     tok = load_tokenizer(tokenizer)
     model = load_model(model_dir, map_location=device)
-    _check_tokenizer(tok, str(tokenizer), model)
+    check_model_tokenizer(tok, str(tokenizer), model, saved_tokenizer(meta), str(model_dir))
     timings: dict[str, Any] = {"load_s": time.perf_counter() - start}
 
     scores = score_captions(model, tok, data, pairing, batch_size=options.batch_size,

@@ -74,6 +74,8 @@ class SynthConfig:
         def whole(key: str, value: Any) -> int:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{where}.{key} must be a whole number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{where}.{key} must not be negative, got {value}")
             return value
 
         for key in ("seed", "image_size", "train_captions"):

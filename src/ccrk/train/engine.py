@@ -145,6 +145,10 @@ class Engine:
             self.ddp = objective
         self.state = TrainState()
         self._saved: tuple[int, int] | None = None
+        # The logging window in progress (loss sums and step count): checkpointed, so a run resumed inside a
+        # window logs the same means as one that never stopped.
+        self._window_totals: dict[str, torch.Tensor] = {}
+        self._window_steps = 0
         self._resumed_from: int | None = None
         self.metrics = JsonLines(self.out_dir / "metrics.jsonl", enabled=ctx.is_main)
         self.tb: TensorBoard | None = None
@@ -178,6 +182,8 @@ class Engine:
             # Per-sample and per-step generators are re-derived from these, not stored.
             "generators": {"seed": self.cfg.seed, "data": "(seed, epoch, index)",
                            "objective": "(seed, 1, step, micro, rank)", "global": "(seed, 2, step, micro, rank)"},
+            "window": {"totals": {k: v.detach().cpu() for k, v in self._window_totals.items()},
+                       "steps": self._window_steps},
             "config": self.resolved_config,
             "git_revision": self.git_revision,
             "model_config": self.model.resolved_config().to_dict(),
@@ -212,6 +218,9 @@ class Engine:
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
         self.state = TrainState(**payload["state"])
+        window = payload.get("window") or {}
+        self._window_totals = {k: v.to(self.device) for k, v in (window.get("totals") or {}).items()}
+        self._window_steps = int(window.get("steps", 0))
         restore_rng_state(payload["rng"])
         self._saved = (self.state.step, self.state.epochs_closed)
         self._resumed_from = self.state.step
@@ -337,8 +346,8 @@ class Engine:
         pause_after_step = int(pause_after) if pause_after and first_run else None
         self.objective.train()
         iterator = iter(self._loader(epoch))
-        totals: dict[str, torch.Tensor] = {}
-        window_steps, window_start = 0, time.perf_counter()
+        totals = self._window_totals
+        window_start = time.perf_counter()
         try:
             while st.epoch_step < plan.steps_per_epoch:
                 batches = [next(iterator) for _ in range(plan.grad_accum)]
@@ -347,15 +356,16 @@ class Engine:
                 st.epoch_step += 1
                 for name, value in sums.items():
                     totals[name] = totals[name] + value if name in totals else value
-                window_steps += 1
+                self._window_steps += 1
                 if self._resumed_from is not None and st.step == self._resumed_from + 1:
                     age = _process_age()
                     say("first step after resuming done" + (f", {age:.1f} s after process start" if age else ""))
                 done = st.step == plan.total_steps
                 if st.step % cfg.log_every == 0 or done or st.epoch_step == plan.steps_per_epoch:
-                    postfix = self._log(totals, window_steps, time.perf_counter() - window_start)
-                    bar.update(window_steps, postfix)
-                    totals, window_steps, window_start = {}, 0, time.perf_counter()
+                    postfix = self._log(totals, self._window_steps, time.perf_counter() - window_start)
+                    bar.update(self._window_steps, postfix)
+                    totals.clear()
+                    self._window_steps, window_start = 0, time.perf_counter()
                 if cfg.save_every and st.step % cfg.save_every == 0:
                     self.save()
                 if kill_after_step is not None and st.step == kill_after_step:

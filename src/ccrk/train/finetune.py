@@ -42,14 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from ccrk.config import ConfigError, section
 from ccrk.data.manifest import read_manifest
 from ccrk.models import CCRModel, save_model
 from ccrk.models.image import resize_image_weights
-from ccrk.models.io import WEIGHTS_FILE, read_model_config
-from ccrk.tokenizer import load_tokenizer
+from ccrk.models.io import WEIGHTS_FILE, read_model_config, read_weights_file, saved_tokenizer
+from ccrk.tokenizer import check_model_tokenizer, load_tokenizer, tokenizer_fingerprint
 from ccrk.train.builders import (
     build_seeded_model,
     model_config,
@@ -111,7 +110,7 @@ def _read_weights(source: Path) -> dict[str, torch.Tensor]:
         weights = source / WEIGHTS_FILE
         if not weights.is_file():
             raise FileNotFoundError(f"{weights} does not exist")
-        return load_file(str(weights))
+        return read_weights_file(weights)
     if source.is_file():
         return load_checkpoint(source)["model"]
     raise FileNotFoundError(f"--pretrained {source} is neither a saved model directory nor a checkpoint file")
@@ -224,7 +223,11 @@ class Finetuner(Trainer):
         tcfg.languages = configured
 
         tokenizer = load_tokenizer(spec.tokenizer)
+        fingerprint = tokenizer_fingerprint(tokenizer)
         model = build_seeded_model(mcfg, tokenizer, tcfg.seed)
+        if Path(spec.pretrained).is_dir():  # a saved model records its tokenizer; a bare checkpoint its run config
+            check_model_tokenizer(tokenizer, str(spec.tokenizer), model,
+                                  saved_tokenizer(read_model_config(spec.pretrained)), str(spec.pretrained))
         objective = build_objective(ocfg, model, tokenizer)
         dataset, collator = train_data(records, image_root, langs, ocfg.name, mcfg, tokenizer, tcfg.seed,
                                        crop_scale=tuple(tcfg.crop_scale), image_cache=tcfg.image_cache)
@@ -236,8 +239,8 @@ class Finetuner(Trainer):
                 "command": "finetune", "pretrained": str(spec.pretrained), "regime": spec.regime,
                 "language": spec.language, "shots": spec.shots, "languages": langs,
                 "train_manifest": str(spec.train_manifest), "val_manifest": str(spec.val_manifest),
-                "image_root": str(image_root), "tokenizer": str(spec.tokenizer), "out": str(out),
-                "n_samples": len(dataset), "world_size": ctx.world_size,
+                "image_root": str(image_root), "tokenizer": str(spec.tokenizer), "tokenizer_fingerprint": fingerprint,
+                "out": str(out), "n_samples": len(dataset), "world_size": ctx.world_size,
             },
         }
         revision = git_revision()
@@ -339,7 +342,8 @@ class Finetuner(Trainer):
                 st.extra["initial"] = score
             if improved:
                 st.extra.update(best_score=score, best_epoch=epoch, best_step=st.step)
-                save_model(model, Path(engine.out_dir) / "model")
+                save_model(model, Path(engine.out_dir) / "model",
+                           tokenizer_fingerprint=engine.resolved_config["run"]["tokenizer_fingerprint"])
             val_log.write({"step": st.step, "epoch": epoch, "score": score, "best": improved,
                            "languages": result["languages"]})
             if engine.tb is not None:

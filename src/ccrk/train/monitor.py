@@ -2,8 +2,15 @@
 
 On resume, records logged after the checkpoint (the work the kill threw
 away) are dropped, so ``metrics.jsonl`` of a resumed run reads exactly like
-that of an uninterrupted one; TensorBoard's ``purge_step`` does the same for
+that of an uninterrupted one (the loss sums of the logging window in progress
+are checkpointed by the engine); TensorBoard's ``purge_step`` does the same for
 the event files.
+
+The one exception to the suite's write-to-a-temporary-then-rename rule:
+records are appended in place, a line at a time (rewriting the file every
+step would cost more than the step). A kill can leave a torn last line;
+:meth:`JsonLines.read` skips it, and a resumed run rewrites the file
+atomically before appending again.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from ccrk.data.manifest import read_manifest
 from ccrk.data.shards import is_shard_source, read_shard_corpus
 from ccrk.data.tokens import TokenCache
 from ccrk.models import save_model
-from ccrk.tokenizer import load_tokenizer
+from ccrk.tokenizer import load_tokenizer, tokenizer_fingerprint
 from ccrk.train.builders import (
     build_seeded_model,
     model_config,
@@ -140,6 +140,7 @@ class Pretrainer(Trainer):
         refuse_stale_output(out, self.resume)
 
         tokenizer = load_tokenizer(spec.tokenizer)
+        fingerprint = tokenizer_fingerprint(tokenizer)
         image_root = Path(spec.image_root) if spec.image_root else Path(spec.manifest).parent
         reader = None
         if is_shard_source(spec.manifest):  # webdataset shards (the translated pre-training corpus)
@@ -164,7 +165,8 @@ class Pretrainer(Trainer):
             "train": tcfg.to_dict(),
             "run": {
                 "command": "pretrain", "manifest": str(spec.manifest), "captions": spec.captions, "image_root": str(image_root),
-                "tokenizer": str(spec.tokenizer), "out": str(out), "n_samples": len(dataset),
+                "tokenizer": str(spec.tokenizer), "tokenizer_fingerprint": fingerprint, "out": str(out),
+                "n_samples": len(dataset),
                 "world_size": ctx.world_size,
             },
         }
@@ -220,7 +222,7 @@ class Pretrainer(Trainer):
             f"{engine.precision.name}")
         engine.run(say)
         if ctx.is_main:
-            save_model(model, out / "model")
+            save_model(model, out / "model", tokenizer_fingerprint=fingerprint)
             say(f"wrote {out / 'model'}")
         barrier(ctx)
         return out / "model"
