@@ -182,6 +182,22 @@ def test_save_load_round_trip_is_bitwise(model, batch, tmp_path):
     assert loaded.temperature.item() == model.temperature.item()
 
 
+def test_saving_the_same_weights_gives_the_same_bytes(model, tmp_path):
+    """Byte-identical outputs for identical weights (what DVC and a reviewer's checksum compare), saved from
+    separate processes too: the file's metadata map has no order to vary."""
+    import subprocess
+    import sys
+
+    save_model(model, tmp_path / "a")
+    code = ("import sys, torch; from ccrk.models import load_model, save_model; "
+            "save_model(load_model(sys.argv[1]), sys.argv[2])")
+    for name in ("b", "c", "d"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / "a"), str(tmp_path / name)], check=True)
+    first = (tmp_path / "a" / "model.safetensors").read_bytes()
+    for name in ("b", "c", "d"):
+        assert (tmp_path / name / "model.safetensors").read_bytes() == first
+
+
 def test_load_model_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_model(tmp_path)

@@ -59,7 +59,10 @@ def save_model(model: CCRModel, directory: str | os.PathLike[str], tokenizer_fin
     }
     target = Path(directory)
     with atomic_directory(target) as tmp:
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "ccrk": FORMAT})
+        # One metadata key: safetensors writes its metadata map in a random order per process, and two keys
+        # made the same weights two different files (DVC would see a change where there is none).
+        # The format is config.json's to state.
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return target
 
