@@ -586,3 +586,44 @@ def test_registry_checksums_are_those_of_the_pinned_files(fixtures_dir: Path) ->
         prefix = next(p for p in local if path.startswith(p + "/"))
         copy = local[prefix] / path[len(prefix) + 1:]
         assert (file_sha256(copy), copy.stat().st_size) == (remote.sha256, remote.size), path
+
+
+def _mini_multi30k_2017(root: Path, names: list[str]) -> Path:
+    """A miniature test_2017_mscoco laid out as the Multi30K task ships it (no Czech for 2017)."""
+    task = root / "multi30k" / "task1"
+    (task / "image_splits").mkdir(parents=True)
+    (task / "raw").mkdir()
+    (task / "image_splits" / "test_2017_mscoco.txt").write_text("\n".join(names) + "\n")
+    words = {"en": "A dog on a couch", "de": "Ein Hund auf einem Sofa", "fr": "Un chien sur un canapé"}
+    for lang, text in words.items():
+        with gzip.open(task / "raw" / f"test_2017_mscoco.{lang}.gz", "wt", encoding="utf-8") as handle:
+            handle.write("".join(f"{text} {i}\n" for i in range(len(names))))
+    return task
+
+
+def test_multi30k_test_2017_mscoco_names_carry_the_coco_caption_id(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    names = ["COCO_train2014_000000117071.jpg#367178", "COCO_val2014_000000391895.jpg#770337",
+             "COCO_train2014_000000117071.jpg#367550"]
+    _mini_multi30k_2017(tmp_path / "data", names)
+    out = tmp_path / "out"
+    args = ["prepare", "--dataset", "multi30k", "--root", str(tmp_path / "data"), "--splits", "test_2017_mscoco",
+            "--languages", "en", "de", "fr", "--out", str(out)]
+    assert main(args) == 0
+    records = read_manifest(out / "test_2017_mscoco.jsonl", check_images=False)
+    assert [(r.image_id, r.image) for r in records] == [
+        ("COCO_train2014_000000117071", "mscoco/images/train2014/COCO_train2014_000000117071.jpg"),
+        ("COCO_val2014_000000391895", "mscoco/images/val2014/COCO_val2014_000000391895.jpg"),
+    ]
+    assert records[0].captions["de"] == ["Ein Hund auf einem Sofa 0", "Ein Hund auf einem Sofa 2"]
+    info = json.loads((out / "prepare_info.json").read_text())
+    assert info["caption_ids"]["test_2017_mscoco"] == {"COCO_train2014_000000117071": [367178, 367550],
+                                                       "COCO_val2014_000000391895": [770337]}
+
+    bad = tmp_path / "bad"
+    task = _mini_multi30k_2017(bad, [names[0], "COCO_val2014_000000391895.jpg#12x"])
+    capsys.readouterr()
+    assert main([*args[:4], str(bad), *args[5:-1], str(tmp_path / "out_bad")]) == 2
+    err = capsys.readouterr().err
+    assert f"{task / 'image_splits' / 'test_2017_mscoco.txt'}:2" in err and "'12x'" in err
+    assert not (tmp_path / "out_bad").exists()

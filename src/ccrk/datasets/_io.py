@@ -190,10 +190,14 @@ class Prepared:
     ``splits`` maps an output name (``test``, ``few_shot/de/train_5``) to its
     records; ``inputs`` are the annotation files read (their checksums go into
     the prepare summary); ``notes`` are warnings a user should see, such as
-    captions dropped because they were empty upstream.
+    captions dropped because they were empty upstream; ``caption_ids`` keeps
+    the upstream caption ids a manifest has no field for.
     """
 
     dataset: str
     splits: dict[str, list[Record]] = field(default_factory=dict)
     inputs: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Upstream caption ids by output name and image id, where the upstream files carry them (Multi30K's
+    #: ``test_2017_mscoco`` names the COCO caption each translation was made from); ``prepare_info.json``.
+    caption_ids: dict[str, dict[str, list[int]]] = field(default_factory=dict)

@@ -50,12 +50,28 @@ def read_image_split(path: str | Path) -> list[str]:
     return names
 
 
-def read_split(task_dir: str | Path, split: str, languages: tuple[str, ...] | list[str] = LANGUAGES) -> list[Record]:
+def split_caption_ref(name: str) -> tuple[str, int | None]:
+    """``COCO_train2014_000000117071.jpg#367178`` -> the file name and the COCO caption id after ``#``.
+
+    ``test_2017_mscoco`` lists each image with the id of the COCO caption its
+    translations were made from; the other splits list bare file names.
+    """
+    file, sep, ref = name.partition("#")
+    if not sep:
+        return name, None
+    if not ref.isdigit():
+        raise ValueError(f"image {name!r}: what follows '#' must be a COCO caption id (digits), got {ref!r}")
+    return file, int(ref)
+
+
+def read_split(task_dir: str | Path, split: str, languages: tuple[str, ...] | list[str] = LANGUAGES,
+               caption_ids: dict[str, list[int]] | None = None) -> list[Record]:
     """One record an image with its line-aligned caption in every language.
 
     An image listed twice in a split keeps one record whose caption lists
     grow in step, so position *k* of every language is still one translation
-    tuple.
+    tuple. ``caption_ids``, when given, receives each image's upstream
+    caption ids in the same order (``test_2017_mscoco``'s ``#<id>`` tails).
     """
     task_dir = Path(task_dir)
     split_path = require_file(task_dir / "image_splits" / f"{split}.txt", "run `ccrk download --dataset multi30k`")
@@ -78,13 +94,16 @@ def read_split(task_dir: str | Path, split: str, languages: tuple[str, ...] | li
     merged: dict[str, tuple[str, dict[str, list[str]]]] = {}
     for i, name in enumerate(names):
         try:
-            image = resolve_image_name(name)
+            file, ref = split_caption_ref(name)
+            image = resolve_image_name(file)
         except ValueError as exc:
             fail(split_path, i + 1, str(exc))
-        image_id = Path(name).stem
+        image_id = Path(file).stem
         _, caps = merged.setdefault(image_id, (image, {}))
         for lang in languages:
             caps.setdefault(lang, []).append(captions[lang][i])
+        if ref is not None and caption_ids is not None:
+            caption_ids.setdefault(image_id, []).append(ref)
     return [Record(image_id=i, image=img, captions=caps) for i, (img, caps) in merged.items()]
 
 
@@ -109,7 +128,11 @@ def prepare(root: str | Path, splits: tuple[str, ...] | list[str] | None = None,
         splits = present
     langs = tuple(languages) if languages is not None else LANGUAGES
     for split in splits:
-        out.splits[OUTPUT_NAMES.get(split, split)] = read_split(task_dir, split, langs)
+        ids: dict[str, list[int]] = {}
+        name = OUTPUT_NAMES.get(split, split)
+        out.splits[name] = read_split(task_dir, split, langs, caption_ids=ids)
+        if ids:
+            out.caption_ids[name] = ids
         out.inputs.append(task_dir / "image_splits" / f"{split}.txt")
         out.inputs.extend(task_dir / "raw" / f"{split}.{lang}.gz" for lang in langs)
     return out

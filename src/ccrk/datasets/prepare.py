@@ -106,6 +106,8 @@ def write_prepared(prepared: Prepared, out: Path, root: Path) -> dict[str, Any]:
         "inputs": {str(p): file_sha256(p) for p in prepared.inputs},
         "notes": prepared.notes,
     }
+    if prepared.caption_ids:
+        summary["caption_ids"] = prepared.caption_ids
     atomic_write_text(out / "prepare_info.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     return summary
 

@@ -18,10 +18,11 @@ Quirks kept or handled here, deliberately:
   remnants of the translators' alignment tool. They are kept as published:
   the paper's numbers were measured on these exact strings, and cleaning
   them would silently change the benchmark.
-* German test line 1960 (COCO 122239) has an empty sentence. Empty captions
-  are dropped (the paper's code skips them too) and reported as a note; the
-  image stays in the merged test set with the languages that do describe it,
-  so MRV over en/de/ja/zh has 1999 complete instances, not 2000.
+* German test line 1960 (COCO 122239) and Indonesian test line 901 (Flickr
+  6312211170) have an empty sentence. Empty captions are dropped (the paper's
+  code skips them too) and reported as a note; the image stays in the merged
+  test set with the languages that do describe it, so MRV over en/de/ja/zh
+  has 1999 complete instances, not 2000.
 
 The test files of the languages are line-parallel (same ids, same order);
 :func:`merge_parallel` checks that and builds one record an image with one
