@@ -627,3 +627,15 @@ def test_multi30k_test_2017_mscoco_names_carry_the_coco_caption_id(tmp_path: Pat
     err = capsys.readouterr().err
     assert f"{task / 'image_splits' / 'test_2017_mscoco.txt'}:2" in err and "'12x'" in err
     assert not (tmp_path / "out_bad").exists()
+
+
+def test_wit_images_refuse_to_finish_with_nothing_to_decode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Run before the annotations exist, the WIT image step used to report '0 of 0' and stamp an empty dataset."""
+    root, stamp = tmp_path / "data", tmp_path / "data" / ".ccrk" / "wit-kaggle-pixels.json"
+    pixels = root / "wit" / "kaggle" / "image_data_test" / "image_pixels"
+    pixels.mkdir(parents=True)
+    (pixels / "test_image_pixels_part-00000.csv").write_text("image_url\tb64_bytes\tmetadata_url\n")
+    code = main(["download", "--source", "wit-kaggle-pixels", "--root", str(root), "--stamp", str(stamp)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"no WIT test/val annotations under {root / 'wit'}" in err and "iglue-wit" in err
+    assert not stamp.exists()

@@ -122,6 +122,14 @@ def test_a_non_finite_number_in_the_config_is_named(workdir: Path) -> None:
     assert "config key train.lr is not a finite number" in result.stdout + result.stderr
 
 
+def test_a_download_that_reads_another_sources_files_waits_for_it(workdir: Path) -> None:
+    """WIT's images are decoded for the URLs its annotations list: that job must not start before them."""
+    result = _snakemake(workdir, "-n", "data/.ccrk/wit-kaggle-pixels.json", "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert "input: data/.ccrk/iglue-wit.json" in out and "output: data/.ccrk/wit-kaggle-pixels.json" in out
+
+
 def test_profile_slurm_resolves_from_the_root_and_sends_gpu_rules_to_the_slurm_launcher(workdir: Path) -> None:
     result = _snakemake(workdir, "--profile", "slurm", "-n", "-p")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -177,6 +177,9 @@ DATASET_SOURCES = {
     "wit": ["iglue-wit", "wit-kaggle-pixels"],
     "mscoco": ["karpathy-splits", "stair-captions", "coco-cn", "coco-train2014", "coco-val2014"],
 }
+#: Sources that read what another source put in place (WIT's images are decoded for the URLs its annotations
+#: list): their download job waits for that source's stamp.
+SOURCE_NEEDS = {"wit-kaggle-pixels": ["iglue-wit"]}
 #: Where a benchmark's English training/validation data come from when it has none of its own:
 #: xFlickr&CO is test-only, and the paper (as IGLUE) fine-tunes it on Flickr30k.
 TRAIN_FROM = {"xflickrco": "flickr30k"}

@@ -57,7 +57,10 @@ else:
 
 rule download:
     """Fetch one source of ccrk's registry into the DVC-tracked data root (resumable, pinned where upstream
-    allows); a source behind a form or login is checked instead, and the log names the directory to fill."""
+    allows); a source behind a form or login is checked instead, and the log names the directory to fill.
+    A source that reads another's files (SOURCE_NEEDS) runs after it."""
+    input:
+        lambda wildcards: [stamp(needed) for needed in SOURCE_NEEDS.get(wildcards.source, [])],
     output:
         stamp(f"{{source}}"),
     params:

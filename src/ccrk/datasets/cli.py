@@ -62,6 +62,11 @@ def _wit_images(root: Path, wikimedia: bool, workers: int, log: Any) -> int:
     from ccrk.datasets.download import fetch_bytes
 
     targets = wit.image_targets(root, ("test", "val"))
+    if not targets:
+        # Zero of zero would be a silent empty dataset: the images are read off the annotations.
+        raise FileNotFoundError(
+            f"no WIT test/val annotations under {root / 'wit'}: the images to decode are listed there; "
+            f"fetch them first (ccrk download --source iglue-wit --root {root})")
     notes: list[str] = []
     remaining = {u: d for u, d in targets.items() if not d.is_file()}
     files = wit.pixel_files(root / wit.KAGGLE_DIR)
