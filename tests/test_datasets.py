@@ -639,3 +639,28 @@ def test_wit_images_refuse_to_finish_with_nothing_to_decode(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert code == 2 and f"no WIT test/val annotations under {root / 'wit'}" in err and "iglue-wit" in err
     assert not stamp.exists()
+
+
+def test_wit_download_decodes_the_training_images_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A miniature train_en.jsonl: its images come out of the same Kaggle pixel files, so prepare --check-images
+    (which checks every split, as the workflow runs it) passes."""
+    root = tmp_path / "data"
+    ann = root / "wit" / "annotations"
+    (ann / "train").mkdir(parents=True)
+    urls = {split: f"https://upload.wikimedia.org/wikipedia/commons/a/ab/{split}.jpg" for split in ("train", "val", "test")}
+    for split, name in (("test", "test_en.jsonl"), ("val", "val_en.jsonl"), ("train", "train/train_en.jsonl")):
+        (ann / name).write_text(json.dumps({"image_url": urls[split], "caption_reference_description": f"a {split}",
+                                            "language": "en"}) + "\n", encoding="utf-8")
+    png = io.BytesIO()
+    Image.new("RGB", (4, 3), (10, 200, 30)).save(png, format="PNG")
+    b64 = base64.b64encode(png.getvalue()).decode()
+    pixels = root / "wit" / "kaggle" / "image_data_train" / "image_pixels" / "train_image_pixels_part-00000.csv.gz"
+    pixels.parent.mkdir(parents=True)
+    pixels.write_bytes(gzip.compress("".join(f"{u}\t{b64}\thttp://meta\n" for u in urls.values()).encode()))
+    stamp = root / ".ccrk" / "wit-kaggle-pixels.json"
+    assert main(["download", "--source", "wit-kaggle-pixels", "--root", str(root), "--stamp", str(stamp)]) == 0
+    assert "WIT images (train/val/test): 3 of 3 present" in capsys.readouterr().out and stamp.is_file()
+    out = tmp_path / "manifests"
+    assert main(["prepare", "--dataset", "wit", "--root", str(root), "--out", str(out), "--check-images"]) == 0
+    train = read_manifest(out / "train.jsonl", image_root=root)
+    assert [r.captions for r in train] == [{"en": ["a train"]}]

@@ -57,16 +57,19 @@ def _list_sources() -> None:
 
 
 def _wit_images(root: Path, wikimedia: bool, workers: int, log: Any) -> int:
-    """Decode/fetch the WIT test and val images; returns how many are still missing."""
+    """Decode/fetch the images of every WIT annotation split present (train_en.jsonl once unpacked: Table 1's
+    WIT column fine-tunes on it, and ``prepare --check-images`` checks every split); returns how many are
+    still missing."""
     from ccrk.datasets import wit
     from ccrk.datasets.download import fetch_bytes
 
-    targets = wit.image_targets(root, ("test", "val"))
-    if not targets:
+    if "test" not in wit.annotation_files(root):
         # Zero of zero would be a silent empty dataset: the images are read off the annotations.
         raise FileNotFoundError(
             f"no WIT test/val annotations under {root / 'wit'}: the images to decode are listed there; "
             f"fetch them first (ccrk download --source iglue-wit --root {root})")
+    splits = [split for split in ("train", "val", "test") if split in wit.annotation_files(root)]
+    targets = wit.image_targets(root, splits)
     notes: list[str] = []
     remaining = {u: d for u, d in targets.items() if not d.is_file()}
     files = wit.pixel_files(root / wit.KAGGLE_DIR)
@@ -80,7 +83,8 @@ def _wit_images(root: Path, wikimedia: bool, workers: int, log: Any) -> int:
                                         workers=workers, notes=notes)
     for note in notes[:20]:
         log(f"  note: {note}")
-    log(f"  WIT test/val images: {len(targets) - len(remaining)} of {len(targets)} present under {root / 'wit/images'}")
+    log(f"  WIT images ({'/'.join(splits)}): {len(targets) - len(remaining)} of {len(targets)} present under "
+        f"{root / 'wit/images'}")
     return len(remaining)
 
 
