@@ -196,7 +196,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retries", type=int, default=5, help="retries per file on transient errors (default 5)")
     p.add_argument("--delete-archives", action="store_true", help="delete zip/tar files once unpacked")
     p.add_argument("--wit-wikimedia", action="store_true",
-                   help="fetch WIT test/val images missing from the Kaggle pixels from Wikimedia Commons")
+                   help="fetch WIT images (every annotated split) missing from the Kaggle pixels from Wikimedia Commons")
     p.add_argument("--workers", type=int, default=4, help="parallel Wikimedia downloads (default 4)")
     p.add_argument("--stamp", type=Path, default=None,
                    help="on success, write this JSON record of what is in place (the workflow's rule output)")

@@ -479,7 +479,7 @@ def _build_sources() -> dict[str, Source]:
                 "under this directory (e.g. image_data_train/image_pixels/train_image_pixels_part-00000.csv.gz). "
                 "`ccrk download --dataset wit` then decodes the images the annotations need into data/wit/images/. "
                 "IGLUE also lists a public share of WIT images (https://sid.erda.dk/sharelink/CwTySJlPdB), and "
-                "`--wit-wikimedia` fetches missing test/val images from Wikimedia Commons."
+                "`--wit-wikimedia` fetches missing images from Wikimedia Commons."
             ),
             check=ManualCheck("wit/kaggle", "**/*image_pixels*.csv*", 1),
         ),
