@@ -443,3 +443,39 @@ def test_a_validation_log_record_without_r1_is_refused_naming_the_line(tmp_path)
         read_validation_log(log)
     log.write_text('{"step": 0, "r1": 1.5}\n\n{"step": 62, "r1": 30.0, "mrv": 1.2}\n')
     assert [r["r1"] for r in read_validation_log(log)] == [1.5, 30.0]
+
+
+def test_a_stale_run_on_disk_changes_no_table_when_the_runs_are_named(layout, outputs, tmp_path) -> None:
+    """The workflow passes the runs it declares (--metrics/--compare): a seed or objective dropped from the config
+    leaves its folders behind, and walking the tree would average them in."""
+    import shutil
+
+    import ccrk.cli
+
+    metrics = tmp_path / "metrics"
+    shutil.copytree(layout["metrics"], metrics)
+    declared = sorted(str(p) for p in metrics.rglob(METRICS_FILE))
+    compares = sorted(str(p) for p in metrics.rglob("one_to_k-vs-*.json"))
+    # a run of a seed no longer configured, with other numbers (another seed's ranks)
+    stale = metrics / "synth" / "zero_shot" / "one_to_k" / "seed7"
+    _copy_run(metrics / "synth" / "zero_shot" / "cross_modal" / "seed1", stale)
+    out = tmp_path / "tables"
+    assert ccrk.cli.main(["tables", "--metrics", *declared, "--compare", *compares, "--out", str(out)]) == 0
+    for name in ("table1", "per_language", "mrv", "significance"):
+        expected = (outputs["out"] / "tables" / f"{name}.csv").read_text()
+        assert (out / f"{name}.csv").read_text() == expected, name
+    walked = tmp_path / "walked"
+    assert ccrk.cli.main(["tables", "--metrics-dir", str(metrics), "--out", str(walked)]) == 0
+    assert (walked / "table1.csv").read_text() != (out / "table1.csv").read_text()  # what the named runs avoid
+
+    fig = tmp_path / "figures"
+    logs = sorted(str(p) for p in layout["pretrain"].rglob("metrics.jsonl"))
+    assert ccrk.cli.main(["figures", "--metrics", *declared, "--pretrain-logs", *logs, "--out", str(fig),
+                          "--dpi", "40"]) == 0
+    assert (fig / "recall_per_language.png").is_file()
+    # a file outside the layout, both ways of naming the runs, or neither: one-line errors
+    assert ccrk.cli.main(["tables", "--metrics", str(tmp_path / "x.json"), "--out", str(tmp_path / "t2")]) == 2
+    assert ccrk.cli.main(["tables", "--metrics", *declared, "--metrics-dir", str(metrics), "--out",
+                          str(tmp_path / "t3")]) == 2
+    assert ccrk.cli.main(["tables", "--out", str(tmp_path / "t4")]) == 2
+    assert not any((tmp_path / t).exists() for t in ("t2", "t3", "t4"))

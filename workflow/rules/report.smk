@@ -8,7 +8,7 @@ rule tables:
         summary=expand(f"{SUMMARY_DIR}/{{objective}}.json", objective=OBJECTIVES),
         plots=f"{PLOTS_DIR}/recall_per_language.csv",
     params:
-        metrics_dir=lambda wildcards: METRICS_DIR,
+        compare=lambda wildcards, input: f"--compare {' '.join(input.compare)}" if input.compare else "",
         out=lambda wildcards, output: os.path.dirname(output.tables[0]),
         summary=lambda wildcards, output: os.path.dirname(output.summary[0]),
         plots=lambda wildcards, output: os.path.dirname(output.plots),
@@ -17,8 +17,8 @@ rule tables:
     conda:
         CONDA_ENV
     shell:
-        "ccrk tables --metrics-dir {params.metrics_dir} --out {params.out} --summary-dir {params.summary}"
-        " --plots-dir {params.plots} > {log} 2>&1"
+        "ccrk tables --metrics {input.metrics} {params.compare} --out {params.out}"
+        " --summary-dir {params.summary} --plots-dir {params.plots} > {log} 2>&1"
 
 
 rule figures:
@@ -42,8 +42,9 @@ rule figures:
         pdf=expand(f"{FIGURES_DIR}/{{figure}}.pdf", figure=FIGURES + attribute_figures() + learning_figures()),
         **attribute_figure_reports(),
     params:
-        metrics_dir=lambda wildcards: METRICS_DIR,
-        pretrain_dir=lambda wildcards: PRETRAIN_DIR,
+        # Each run's metrics.jsonl, finished once its model is written (the model is the input: a declared
+        # output would be deleted if the job failed, and with it the log a resumed run appends to).
+        pretrain_logs=lambda wildcards: " ".join(pretrain_logs()),
         out=lambda wildcards: FIGURES_DIR,
         attributes=lambda wildcards, input: f"--attributes {' '.join(input.attributes)}" if input.attributes else "",
     log:
@@ -51,5 +52,5 @@ rule figures:
     conda:
         CONDA_ENV
     shell:
-        "ccrk figures --metrics-dir {params.metrics_dir} --pretrain-dir {params.pretrain_dir} {params.attributes}"
+        "ccrk figures --metrics {input.metrics} --pretrain-logs {params.pretrain_logs} {params.attributes}"
         " --out {params.out} > {log} 2>&1"

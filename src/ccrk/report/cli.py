@@ -27,11 +27,35 @@ def _found(results) -> str:  # type: ignore[no-untyped-def]
     )
 
 
+def _results(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The runs named by --metrics/--compare (what the workflow declares), else every run under --metrics-dir."""
+    from ccrk.report.runs import collect, discover
+
+    if args.metrics:
+        if args.metrics_dir is not None:
+            raise ValueError("give --metrics (the runs to report) or --metrics-dir (every run under it), not both")
+        return collect(args.metrics, args.compare)
+    if args.metrics_dir is None:
+        raise ValueError("name the runs to report: --metrics FILE... [--compare FILE...] or --metrics-dir DIR")
+    if args.compare:
+        raise ValueError("--compare goes with --metrics; --metrics-dir finds the comparisons itself")
+    return discover(args.metrics_dir)
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", type=Path, nargs="+", metavar="FILE",
+                   help="exactly these runs: <dataset>/<setting>/<objective>/seed<seed>/metrics.json (the workflow "
+                        "passes the files it built, so a stale run on disk never enters a table)")
+    p.add_argument("--compare", type=Path, nargs="+", default=[], metavar="FILE",
+                   help="with --metrics: these comparisons (<dataset>/<setting>/compare/seed<seed>/<a>-vs-<b>.json)")
+    p.add_argument("--metrics-dir", type=Path,
+                   help="instead: every run and comparison found under this directory (e.g. results/metrics)")
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
-    from ccrk.report.runs import discover
     from ccrk.report.tables import write_tables
 
-    results = discover(args.metrics_dir)
+    results = _results(args)
     print(_found(results), file=sys.stderr)
     for path in write_tables(results, args.out, summary_dir=args.summary_dir, plots_dir=args.plots_dir):
         print(f"wrote {path}")
@@ -41,15 +65,17 @@ def cmd_tables(args: argparse.Namespace) -> int:
 def cmd_figures(args: argparse.Namespace) -> int:
     from ccrk.report.attributes import attribute_runs
     from ccrk.report.figures import write_figures
-    from ccrk.report.runs import discover, discover_pretrain
+    from ccrk.report.runs import collect_pretrain, discover_pretrain
 
     if args.dpi < 10:
         raise ValueError(f"--dpi must be at least 10, got {args.dpi}")
-    results = discover(args.metrics_dir)
-    logs = discover_pretrain(args.pretrain_dir)
+    results = _results(args)
+    if bool(args.pretrain_logs) == (args.pretrain_dir is not None):
+        raise ValueError("name the pre-training logs: --pretrain-logs FILE... or --pretrain-dir DIR (one of them)")
+    logs = collect_pretrain(args.pretrain_logs) if args.pretrain_logs else discover_pretrain(args.pretrain_dir)
     attributes = attribute_runs(args.attributes)
     print(_found(results), file=sys.stderr)
-    print(f"found {len(logs)} pre-training logs under {args.pretrain_dir}", file=sys.stderr)
+    print(f"found {len(logs)} pre-training logs", file=sys.stderr)
     if attributes:
         print(f"read {len(attributes)} attribute diagnostics (ccrk attributes)", file=sys.stderr)
     for path in write_figures(results, logs, args.out, dpi=args.dpi, attributes=attributes):
@@ -98,10 +124,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tables",
         help="Table 1 (paper beside reproduced), per-language R@1, MRV and significance as csv/md/tex",
         description="Write table1, per_language, mrv and significance (.csv, .md, .tex) from the evaluation runs "
-        "under --metrics-dir (<dataset>/<setting>/<objective>/seed<seed>/metrics.json and "
-        "<dataset>/<setting>/compare/seed<seed>/one_to_k-vs-<baseline>.json).",
+        "named by --metrics/--compare, or found under --metrics-dir (<dataset>/<setting>/<objective>/seed<seed>/"
+        "metrics.json and <dataset>/<setting>/compare/seed<seed>/one_to_k-vs-<baseline>.json).",
     )
-    p.add_argument("--metrics-dir", type=Path, required=True, help="evaluation outputs (e.g. results/metrics)")
+    _run_args(p)
     p.add_argument("--out", type=Path, required=True, help="directory for the tables (e.g. results/tables)")
     p.add_argument("--summary-dir", type=Path,
                    help="also write <objective>.json of headline numbers for `dvc metrics show` here")
@@ -113,12 +139,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "figures",
         help="recall per language, rank-std distribution, rank scatter, pre-training loss curves (png + pdf)",
         description="Write recall_per_language, rank_std, rank_scatter and loss_curves (.png, .pdf) from the "
-        "evaluation runs under --metrics-dir and the pre-training logs under --pretrain-dir "
-        "(<objective>/seed<seed>/metrics.jsonl).",
+        "evaluation runs (--metrics or --metrics-dir) and the pre-training logs (--pretrain-logs or --pretrain-dir: "
+        "<objective>/seed<seed>/metrics.jsonl).",
     )
-    p.add_argument("--metrics-dir", type=Path, required=True, help="evaluation outputs (e.g. results/metrics)")
-    p.add_argument("--pretrain-dir", type=Path, required=True,
-                   help="pre-training run directories (e.g. results/models/pretrain)")
+    _run_args(p)
+    p.add_argument("--pretrain-logs", type=Path, nargs="+", default=[], metavar="FILE",
+                   help="exactly these pre-training logs: <objective>/seed<seed>/metrics.jsonl (val.jsonl beside "
+                        "each is the learning curve)")
+    p.add_argument("--pretrain-dir", type=Path,
+                   help="instead: every pre-training run under this directory (e.g. results/models/pretrain)")
     p.add_argument("--out", type=Path, required=True, help="directory for the figures (e.g. results/figures)")
     p.add_argument("--attributes", type=Path, nargs="+", default=[], metavar="FILE",
                    help="also draw attribute_preference and attribute_preference_per_language from these "

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -379,11 +380,67 @@ def discover(metrics_dir: str | os.PathLike[str]) -> Results:
                 _check_unique_seeds(seed_dirs)
     if not runs:
         raise ResultsError(f"no evaluation runs under {root} (expected {LAYOUT})")
+    return _sorted_results(root, runs, comparisons)
+
+
+def _sorted_results(root: Path, runs: list[Run], comparisons: list[Comparison]) -> Results:
     order = {d: n for n, d in enumerate(DATASETS)}
     obj = {o: n for n, o in enumerate(OBJECTIVES)}
     runs.sort(key=lambda r: (order[r.dataset], r.setting.name, obj[r.objective], r.seed))
     comparisons.sort(key=lambda c: (order[c.dataset], c.setting.name, c.seed, obj[c.b]))
     return Results(root, runs, comparisons)
+
+
+def _named(path: Path, what: str, names: tuple[str, ...]) -> str:
+    if path.name not in names:
+        raise ResultsError(f"{path}: expected {what} directory ({', '.join(names)}) (layout: {LAYOUT})")
+    return path.name
+
+
+def collect(metrics_files: Sequence[str | os.PathLike[str]],
+            compare_files: Sequence[str | os.PathLike[str]] = ()) -> Results:
+    """Exactly the runs and comparisons named (what the workflow's rules declare), nothing else.
+
+    Walking ``metrics_dir`` (:func:`discover`) also finds the runs of an
+    earlier configuration (a dropped seed or objective) still on disk and
+    averages them into the tables; the workflow passes the files it built
+    instead. Each path must sit in the layout (``LAYOUT``), which says its
+    dataset, setting, objective and seed.
+    """
+    runs: list[Run] = []
+    seen: dict[tuple[str, str, str, int], Path] = {}
+    for given in metrics_files:
+        path = Path(given)
+        if path.name != METRICS_FILE:
+            raise ResultsError(f"{path}: expected a {METRICS_FILE} of ccrk evaluate (layout: {LAYOUT})")
+        seed_dir = path.parent
+        objective = _named(seed_dir.parent, "an objective", OBJECTIVES)
+        dataset = _named(seed_dir.parent.parent.parent, "a dataset", DATASETS)
+        run = _load_run(dataset, parse_setting(seed_dir.parent.parent.name, seed_dir.parent.parent), objective,
+                        seed_dir)
+        key = (run.dataset, run.setting.name, run.objective, run.seed)
+        if key in seen:
+            raise ResultsError(f"{path} and {seen[key]} are the same run {key}")
+        seen[key] = path
+        runs.append(run)
+    if not runs:
+        raise ResultsError(f"no evaluation runs given (expected files like {LAYOUT})")
+    comparisons: list[Comparison] = []
+    for given in compare_files:
+        path = Path(given)
+        m = _PAIR.fullmatch(path.name)
+        compare_dir = path.parent.parent
+        if m is None or m.group(1) not in OBJECTIVES or m.group(2) not in OBJECTIVES or compare_dir.name != COMPARE_DIR:
+            raise ResultsError(f"{path}: expected <dataset>/<setting>/{COMPARE_DIR}/seed<seed>/<a>-vs-<b>.json "
+                               f"(layout: {LAYOUT})")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist (ccrk compare --out writes it)")
+        dataset = _named(compare_dir.parent.parent, "a dataset", DATASETS)
+        setting = parse_setting(compare_dir.parent.name, compare_dir.parent)
+        comparisons.append(Comparison(dataset, setting, _seed_of(path.parent, LAYOUT), m.group(1), m.group(2), path,
+                                      load_comparison(path)))
+    root = Path(os.path.commonpath([str(Path(p).parent.parent.parent.parent) for p in metrics_files]))
+    return _sorted_results(root, runs, comparisons)
 
 
 def _read_log_records(path: Path, first: str, second: str, second_may_be_nan: bool, what: str) -> list[dict[str, Any]]:
@@ -421,6 +478,30 @@ def read_pretrain_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def read_validation_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of a pre-training ``val.jsonl`` (``ccrk pretrain --val-manifest``); each needs a ``step`` and an ``r1``."""
     return _read_log_records(Path(path), "step", "r1", False, "validation")
+
+
+def collect_pretrain(log_files: Sequence[str | os.PathLike[str]]) -> list[PretrainLog]:
+    """The pre-training logs named (``<objective>/seed<seed>/metrics.jsonl``, ``val.jsonl`` read beside each)."""
+    logs = []
+    seen: dict[tuple[str, int], Path] = {}
+    for given in log_files:
+        path = Path(given)
+        if path.name != PRETRAIN_LOG:
+            raise ResultsError(f"{path}: expected a pre-training {PRETRAIN_LOG} (layout: {PRETRAIN_LAYOUT})")
+        seed = _seed_of(path.parent, PRETRAIN_LAYOUT)
+        objective = path.parent.parent.name
+        if objective not in OBJECTIVES:
+            raise ResultsError(f"{path}: expected an objective directory ({', '.join(OBJECTIVES)}) "
+                               f"(layout: {PRETRAIN_LAYOUT})")
+        if (objective, seed) in seen:
+            raise ResultsError(f"{path} and {seen[(objective, seed)]} are the same run")
+        seen[(objective, seed)] = path
+        val = path.parent / PRETRAIN_VAL_LOG
+        validation = read_validation_log(val) if val.is_file() else []
+        logs.append(PretrainLog(objective, seed, path, read_pretrain_log(path), validation))
+    if not logs:
+        raise ResultsError(f"no pre-training logs given (expected files like {PRETRAIN_LAYOUT})")
+    return logs
 
 
 def discover_pretrain(pretrain_dir: str | os.PathLike[str]) -> list[PretrainLog]:
