@@ -23,3 +23,14 @@ def fixtures_dir() -> Path:
     if not (FIXTURES / "iglue").is_dir():
         raise FileNotFoundError(f"annotation fixtures missing under {FIXTURES}; restore them from git")
     return FIXTURES
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """A module's model work on one intra-op thread (as the workflow runs it), restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

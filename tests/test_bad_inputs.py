@@ -41,12 +41,7 @@ BASE_CONFIG = {"model": MODEL, "train": TRAIN, "finetune": {"train": {"epochs": 
                "evaluate": {"bootstrap": 20, "mrv_languages": ["en", "de"]}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ K = 8  # of 12 test images: 12*8 + 12*8 > 12*12 pairs, so the two directions' li
 N_TEST = 12
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -643,11 +643,8 @@ def test_few_shot_shrinks_the_batch_to_the_shots_and_refuses_one_shot(bench, ref
 
 
 @pytest.mark.slow
-def test_finetune_killed_before_validation_resumes_to_the_same_selection(bench, reference_run, tmp_path):
-    config = {"model": MODEL, "train": {"num_workers": 0, "log_every": 1},
-              "finetune": {"train": {"epochs": 3, "lr": 1e-3, "warmup": 0, "batch_size": 8, "save_every": 3,
-                                     "keep_last": 5}, "eval_batch_size": 32}}
-    path = tmp_path / "ft.yaml"
+def _japanese_finetune_cmd(bench, reference_run: Path, config: dict, path: Path):
+    """``cmd(out, *extra)``: fine-tune the reference run on Japanese alone with ``config`` (written to ``path``)."""
     path.write_text(yaml.safe_dump(config))
     synth = bench["synth"]
 
@@ -657,6 +654,14 @@ def test_finetune_killed_before_validation_resumes_to_the_same_selection(bench, 
                 "--train-manifest", str(synth / "train.jsonl"), "--val-manifest", str(synth / "val.jsonl"),
                 "--image-root", str(synth), "--tokenizer", str(bench["tok"]), "--out", str(out), "--no-progress",
                 *extra]
+    return cmd
+
+
+def test_finetune_killed_before_validation_resumes_to_the_same_selection(bench, reference_run, tmp_path):
+    config = {"model": MODEL, "train": {"num_workers": 0, "log_every": 1},
+              "finetune": {"train": {"epochs": 3, "lr": 1e-3, "warmup": 0, "batch_size": 8, "save_every": 3,
+                                     "keep_last": 5}, "eval_batch_size": 32}}
+    cmd = _japanese_finetune_cmd(bench, reference_run, config, tmp_path / "ft.yaml")
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     _run(cmd(whole))
@@ -685,16 +690,7 @@ def test_finetune_resumed_inside_a_logging_window_logs_what_an_uninterrupted_run
     config = {"model": MODEL, "train": {"num_workers": 0, "log_every": 5},
               "finetune": {"train": {"epochs": 2, "lr": 1e-3, "warmup": 0, "batch_size": 8, "save_every": 4,
                                      "keep_last": 5}, "eval_batch_size": 32}}
-    path = tmp_path / "ft.yaml"
-    path.write_text(yaml.safe_dump(config))
-    synth = bench["synth"]
-
-    def cmd(out: Path, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "ccrk.cli", "finetune", "--config", str(path), "--pretrained",
-                str(reference_run / "model"), "--regime", "single_language", "--language", "ja",
-                "--train-manifest", str(synth / "train.jsonl"), "--val-manifest", str(synth / "val.jsonl"),
-                "--image-root", str(synth), "--tokenizer", str(bench["tok"]), "--out", str(out), "--no-progress",
-                *extra]
+    cmd = _japanese_finetune_cmd(bench, reference_run, config, tmp_path / "ft.yaml")
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     _run(cmd(whole))
