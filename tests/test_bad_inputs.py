@@ -804,3 +804,16 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, capsys: pyte
         assert not any(target.iterdir()), list(target.iterdir())
     finally:
         _umount(target)
+
+
+def test_a_corrupt_image_met_during_training_stops_it_in_one_line(env: dict[str, Path], tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--skip-image-check trusts the images, so training starts; the bad one stops it with an error naming it
+    (after the run's own progress line), and no model is written."""
+    path = _image_copy(env, tmp_path, lambda image: image.write_text("this is text, not a PNG"))
+    assert main(_pretrain(env, tmp_path, path, None, None, "--skip-image-check")) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and all(line.startswith("[ccrk pretrain] ") for line in lines[:-1]), err
+    assert lines[-1].startswith("ccrk pretrain: error: ") and f"bad_{tmp_path.name}.png" in lines[-1]
+    assert not (tmp_path / "out" / "model").exists()
