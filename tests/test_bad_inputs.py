@@ -499,6 +499,21 @@ def _(env, tmp):
     return _finetune(env, tmp, model), str(model / "model.safetensors"), tmp / "out"
 
 
+@case("finetune: truncated checkpoint as the starting point")
+def _(env, tmp):
+    checkpoint = tmp / "step_0000004.pt"
+    torch.save({"format": "x", "model": {"w": torch.zeros(1000)}}, checkpoint)
+    _truncate(checkpoint, 0.5)
+    return _finetune(env, tmp, checkpoint), str(checkpoint), tmp / "out"
+
+
+@case("finetune: a file that is not a checkpoint as the starting point")
+def _(env, tmp):
+    checkpoint = tmp / "model.pt"
+    checkpoint.write_text("not a checkpoint")
+    return _finetune(env, tmp, checkpoint), str(checkpoint), tmp / "out"
+
+
 @case("finetune: corrupt config.json")
 def _(env, tmp):
     model = _model_copy(env, tmp, lambda m: (m / "config.json").write_text('{"format": "ccrk.model/1", '))
