@@ -1,4 +1,4 @@
-"""Contrastive losses against slow references written from DESIGN.md's words, gradients, and 2-rank gloo runs."""
+"""Contrastive losses against slow references written from docs/design.md's words ("Objectives"), gradients, and 2-rank gloo runs."""
 from __future__ import annotations
 
 import math
@@ -37,7 +37,7 @@ def _lse(values: list[float]) -> float:
 
 
 def ref_one_to_k(image: torch.Tensor, text: torch.Tensor, temp: float) -> float:
-    """DESIGN.md: i2t = mean over images of -sum over own K captions of log-softmax over all B*K texts;
+    """docs/design.md: i2t = mean over images of -sum over own K captions of log-softmax over all B*K texts;
     t2i = mean over texts of the cross-entropy against its image; loss = (i2t + t2i) / 2 / K."""
     b = len(image)
     k = len(text) // b

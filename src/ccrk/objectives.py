@@ -8,7 +8,7 @@ would split a step into several DDP forwards, which DDP's gradient hooks do not
 support.
 
 Which contrastive loss runs is the experiment's variable (``one_to_k``,
-``cross_lingual``, ``cross_modal``; DESIGN.md, "Objectives"); matching and MLM
+``cross_lingual``, ``cross_modal``; docs/design.md, "Objectives"); matching and MLM
 are shared by the three and, as in the paper's public code, stay local to a
 rank: only the contrastive loss gathers features across ranks (the loss
 functions do it themselves).

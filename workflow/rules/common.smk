@@ -207,7 +207,7 @@ def prepared_datasets():
 
 
 def dataset_split(dataset, split):
-    """A prepared manifest of a dataset (DESIGN.md format)."""
+    """A prepared manifest of a dataset (docs/design.md, "Manifests")."""
     if dataset == "synth":
         return f"{SYNTH_DIR}/{split}.jsonl"
     if split in ("train", "val"):

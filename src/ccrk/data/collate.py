@@ -1,6 +1,6 @@
 """Batching samples into the row layout each contrastive objective expects.
 
-The losses (DESIGN.md, ``ccrk.losses``) index text rows by position, not by
+The losses (docs/design.md, "Objectives"; ``ccrk.losses``) index text rows by position, not by
 label: with K languages the captions of image ``i`` are rows
 ``i*K ... i*K+K-1`` in the configured language order, English first. The
 collator is the one place that layout is made, so it checks the language

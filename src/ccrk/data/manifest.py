@@ -1,4 +1,4 @@
-"""The one manifest format every dataset is prepared into (see DESIGN.md).
+"""The one manifest format every dataset is prepared into (docs/design.md, "Manifests").
 
 JSON Lines, one record an image::
 
@@ -78,7 +78,7 @@ def _check_language_arg(name: str, languages: Sequence[str] | None) -> list[str]
 
 
 def _parse_record(obj: object, fail: Callable[[str], NoReturn]) -> Record:
-    """Check one decoded line against the manifest schema (DESIGN.md)."""
+    """Check one decoded line against the manifest schema (docs/design.md, "Manifests")."""
     if not isinstance(obj, dict):
         fail(f"expected a JSON object, got {_type_name(obj)}")
     missing = [key for key in _KEYS if key not in obj]

@@ -1,6 +1,6 @@
 """Where a result came from: the code's git revision and a hash of the model's configuration.
 
-DESIGN.md ("Artefacts") asks every result to record its revision and config,
+docs/design.md ("Artefacts and provenance") asks every result to record its revision and config,
 so that a number in a table can be traced to the code and the model that
 produced it.
 """

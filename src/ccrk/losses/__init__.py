@@ -1,4 +1,4 @@
-"""Training objectives (DESIGN.md, "Objectives"): contrastive, image-text matching, masked LM.
+"""Training objectives (docs/design.md, "Objectives"): contrastive, image-text matching, masked LM.
 
 Model-independent: functions of features, logits and token ids. Contrastive
 losses gather features across data-parallel ranks themselves.

@@ -1,4 +1,4 @@
-"""Image-text contrastive objectives: 1-to-K and the two baseline styles (DESIGN.md, "Objectives").
+"""Image-text contrastive objectives: 1-to-K and the two baseline styles (docs/design.md, "Objectives").
 
 All three reduce to one kernel, :class:`_OneToKFromLogits`, which needs only
 two log-sum-exps of the logit matrix (one per direction) and the positive

@@ -1,6 +1,6 @@
 """Retrieval metrics: 0-based ranks, Recall@K, Mean Rank Variance, bootstrap intervals.
 
-Conventions are fixed in DESIGN.md ("Metrics"): rank = number of candidates
+Conventions are fixed in docs/design.md ("Metrics"): rank = number of candidates
 ordered before the true one, order = score descending with ties to the lower
 candidate index, MRV = mean over instances of the population std of the rank
 across languages.

@@ -1,4 +1,4 @@
-"""0-based retrieval ranks from a score matrix (DESIGN.md, "Metrics").
+"""0-based retrieval ranks from a score matrix (docs/design.md, "Metrics").
 
 The rank of the true candidate is the number of candidates ordered before it,
 where candidates are ordered by score descending and ties go to the lower

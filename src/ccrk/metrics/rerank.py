@@ -3,7 +3,7 @@
 The paper's public evaluation fills a score matrix with -100 and writes the
 ITM scores of the top ``k_test`` candidates into it, so every rank past k is
 an arbitrary tie-break among -100s and MRV over such ranks measures sorting
-noise. Here the order stays total (DESIGN.md, "Metrics"): the re-ranked
+noise. Here the order stays total (docs/design.md, "Metrics"): the re-ranked
 candidates come first in ITM order, every other candidate follows in its
 contrastive-similarity order, ties by candidate index throughout.
 

@@ -4,7 +4,7 @@ Layout written under the output directory (swapped into place only when
 complete, so an interrupted run leaves the previous benchmark or nothing)::
 
     images/<split>/<image_id>.png
-    <split>.jsonl                       manifests (DESIGN.md format), image paths relative to the output directory
+    <split>.jsonl                       manifests (docs/design.md format), image paths relative to the output directory
     fewshot/<lang>/train_<n>.jsonl      nested few-shot subsets of ``train`` (IGLUE naming)
     scenes/<split>.jsonl                ground truth: objects, template and noise events of every caption
     stats.json                          sizes and the noise rates actually applied

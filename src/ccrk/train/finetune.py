@@ -1,6 +1,6 @@
 """``ccrk finetune``: fine-tune a pre-trained model for retrieval under one regime, select on validation.
 
-Regimes (DESIGN.md):
+Regimes (docs/design.md, "Fine-tuning regimes"):
 
 - ``zero_shot``: fine-tune on English only (the model is then tested on
   every language); selected on English validation recall, because choosing
