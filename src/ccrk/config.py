@@ -57,7 +57,7 @@ def parse_value(raw: str) -> Any:
 
 
 def apply_overrides(config: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
-    """``a.b=3`` sets ``config["a"]["b"] = 3``; values are parsed as YAML."""
+    """``a.b=3`` sets ``config["a"]["b"] = 3``; a value is read as JSON first, then as YAML (:func:`parse_value`)."""
     out = copy.deepcopy(config)
     for item in overrides or []:
         if "=" not in item:

@@ -419,7 +419,7 @@ def _build_sources() -> dict[str, Source]:
         Source(
             "iglue-wit", "IGLUE WIT test annotations (11 languages), English val and train",
             "annotations", "https://github.com/e-bug/iglue", _wit_files(),
-            note="train_en.jsonl.zip is named in the paper's and CCLM's instructions; not seen in our index of IGLUE",
+            note="train_en.jsonl.zip (named in the paper's and CCLM's instructions) is not in this registry yet",
         ),
         Source(
             "stair-captions", "STAIR Captions v1.2 (Japanese captions for COCO 2014 train+val)",

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,6 @@ class PretrainSpec:
     seed: int | None = None
     progress: bool = True
     check_images: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
     captions: str | None = None
     val_manifest: str | None = None
 
