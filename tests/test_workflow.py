@@ -240,6 +240,16 @@ def test_dvc_repro_then_noop_and_push_pull_round_trip(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     for stage in ("benchmark", "experiments", "report"):
         assert f"Stage '{stage}' didn't change, skipping" in second.stdout, second.stdout
+    # A change in what a stage declares (here the plumbing every rule shares) makes DVC report the stage.
+    common = repo / "workflow" / "rules" / "common.smk"
+    original = common.read_text()
+    common.write_text(original + "\n# a change\n")
+    status = _dvc(repo, "status")
+    assert status.returncode == 0, status.stderr
+    for stage in ("benchmark", "experiments", "report"):
+        assert f"{stage}:" in status.stdout and "modified:" in status.stdout, status.stdout
+    common.write_text(original)
+    assert "up to date" in _dvc(repo, "status").stdout.lower()
     shown = _dvc(repo, "metrics", "show", "--json")
     assert shown.returncode == 0, shown.stderr
     files = next(iter(json.loads(shown.stdout).values()))["data"]
