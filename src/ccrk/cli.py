@@ -35,9 +35,9 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from ccrk.atomic import check_writable
     from ccrk.config import load_config, section
     from ccrk.synth.config import SynthConfig
-    from ccrk.atomic import check_writable
     from ccrk.synth.generate import format_stats, generate
 
     config = load_config(args.config, args.overrides)
