@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ccrk.atomic import atomic_directory, atomic_open, atomic_write_text
-from ccrk.config import ConfigError, apply_overrides, load_config
+from ccrk.config import ConfigError, apply_overrides, check_keys, load_config
 
 
 def test_atomic_open_keeps_old_file_on_error(tmp_path: Path) -> None:
@@ -143,3 +143,48 @@ def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_column(tmp_path: P
         load_config(path)
     assert str(info.value) == (f"{path}: not valid YAML: line 3, column 9: expected ',' or ']', but got ':' "
                                "(while parsing a flow sequence)")
+
+
+@pytest.mark.parametrize(("data", "where", "message"), [
+    ({"epoch": 1}, "train", r"unknown key\(s\) train\.epoch; allowed keys are \['epochs', 'lr'\]"),
+    ({"b": 1, "a": 2}, "x.y", r"unknown key\(s\) x\.y\.a, x\.y\.b;"),
+    ([1, 2], "train", r"train must be a mapping, got list"),
+])
+def test_one_rule_refuses_unknown_keys_naming_each(data: object, where: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_keys(data, ["epochs", "lr"], where)
+    assert check_keys(None, ["lr"], "train") == {}
+    given = {"lr": 1}
+    assert check_keys(given, ["lr"], "train") == given and check_keys(given, ["lr"], "train") is not given
+
+
+def test_every_section_applies_the_rule_with_a_config_error() -> None:
+    """The sections that used to raise KeyError (launch, synth) now raise ConfigError like the others."""
+    from ccrk.evaluation.options import EvalOptions
+    from ccrk.launch import SlurmParams
+    from ccrk.models.config import ModelConfig
+    from ccrk.objectives import ObjectiveConfig
+    from ccrk.synth.config import SynthConfig
+    from ccrk.train.config import TrainConfig
+
+    for build, key in [(SlurmParams.from_dict, "launch.slurm.partiton"), (SynthConfig.from_dict, "synth.imagez"),
+                       (ModelConfig.from_dict, "model.imagez"), (ObjectiveConfig.from_dict, "objective.imagez"),
+                       (TrainConfig.from_dict, "train.imagez"), (EvalOptions.from_config, "evaluate.imagez")]:
+        with pytest.raises(ConfigError, match=re.escape(f"unknown key(s) {key};")):
+            build({key.rsplit(".", 1)[1]: 1})
+
+
+def test_a_key_error_from_a_bug_is_not_passed_off_as_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only input errors become one line and exit 2; a KeyError in ccrk's own code keeps its traceback."""
+    from ccrk import cli
+
+    def broken(args: object) -> int:
+        return {}["missing"]
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["tokenizer", "--out", "x"])
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(args, "func", broken, raising=False)
+    monkeypatch.setattr(parser, "parse_args", lambda argv=None: args)
+    with pytest.raises(KeyError, match="missing"):
+        cli.main(["tokenizer", "--out", "x"])

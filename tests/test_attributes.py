@@ -16,7 +16,8 @@ from ccrk.data.transforms import build_eval_transform
 from ccrk.evaluation.data import load_eval_data
 from ccrk.models import ModelConfig, build_model, load_model, save_model
 from ccrk.models.config import TINY_TEXT_CONFIG
-from ccrk.report.attributes import ALL, ATTRIBUTES, FORMAT, attribute_diagnostic, load_attributes, read_pairing
+from ccrk.report.attribute_runs import load_attributes
+from ccrk.report.attributes import ALL, ATTRIBUTES, FORMAT, attribute_diagnostic, read_pairing
 from ccrk.synth.config import SynthConfig
 from ccrk.synth.generate import generate
 from ccrk.tokenizer import load_tokenizer, manifest_texts, train_tokenizer

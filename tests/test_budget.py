@@ -12,7 +12,8 @@ from test_report import _rankset, write_pretrain_log, write_run
 from ccrk.cli import main as ccrk_main
 from ccrk.evaluation.compare import compare_runs
 from ccrk.report.budget import collect, write_budget
-from ccrk.report.runs import OBJECTIVES, ResultsError
+from ccrk.layout import OBJECTIVES
+from ccrk.report.runs import ResultsError
 
 LANGS = ["en", "de", "ja", "zh"]
 #: log records every 10 steps: a length of n records is 10 n steps

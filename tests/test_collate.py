@@ -67,7 +67,7 @@ def test_collator_rejects_bad_configuration() -> None:
     Collator("cross_modal", ["de", "en"])
     samples = _samples(3)
     del samples[1]["captions"]["fr"]
-    with pytest.raises(KeyError, match="img1.*'fr'"):
+    with pytest.raises(ValueError, match="img1.*'fr'"):
         Collator("one_to_k", LANGS)(samples)
     samples = _samples(3)
     samples[2]["modal_lang"] = "zh"

@@ -20,19 +20,9 @@ from ccrk.cli import main
 from ccrk.data.manifest import read_manifest
 from ccrk.datasets import flickr30k, multi30k, mscoco, wit, xflickrco
 from ccrk.datasets._io import AnnotationError
-from ccrk.datasets.download import (
-    SOURCES,
-    DownloadError,
-    ManualCheck,
-    RemoteFile,
-    Source,
-    check_manual,
-    download_file,
-    extract_archive,
-    fetch_source,
-    manual_message,
-    sources_for,
-)
+from ccrk.datasets.download import check_manual, fetch_source, manual_message
+from ccrk.datasets.http import DownloadError, download_file, extract_archive
+from ccrk.datasets.sources import SOURCES, ManualCheck, RemoteFile, Source, sources_for
 
 LANGS4 = ("en", "de", "ja", "zh")
 
@@ -575,7 +565,8 @@ def test_download_rule_checks_a_manual_source_and_stamps_it_once_filled(tmp_path
 
 def test_registry_checksums_are_those_of_the_pinned_files(fixtures_dir: Path) -> None:
     """Every SHA-256 in the registry was measured: recompute it from the byte-for-byte fixture copies."""
-    from ccrk.datasets.download import KNOWN_FILES, SOURCES, file_sha256
+    from ccrk.datasets.http import file_sha256
+    from ccrk.datasets.sources import KNOWN_FILES
 
     local = {"xflickrco/annotations": fixtures_dir / "iglue" / "xFlickrCO" / "annotations",
              "flickr30k/annotations": fixtures_dir / "iglue" / "flickr30k" / "annotations",

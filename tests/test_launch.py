@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ccrk.config import ConfigError
 from ccrk.launch import SlurmParams, add_launcher_args, launch, slurm_params_from_args
 
 
@@ -54,7 +55,7 @@ def test_config_then_flags_and_bad_keys() -> None:
     args = parser.parse_args(["--launcher", "slurm", "--slurm-gpus-per-node", "8", "--slurm-additional", "exclude=n1"])
     params = slurm_params_from_args(args, {"launch": {"slurm": {"partition": "a100", "gpus_per_node": 2}}})
     assert (params.partition, params.gpus_per_node, params.additional) == ("a100", 8, {"exclude": "n1"})
-    with pytest.raises(KeyError, match="launch.slurm.partiton"):
+    with pytest.raises(ConfigError, match="launch.slurm.partiton"):
         SlurmParams.from_dict({"partiton": "x"})
 
 

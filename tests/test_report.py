@@ -13,14 +13,16 @@ import pytest
 from ccrk.evaluation.compare import compare_runs
 from ccrk.evaluation.rankset import RankSet
 from ccrk.evaluation.run import FORMAT as METRICS_FORMAT
-from ccrk.evaluation.run import METRICS_FILE, RANKS_FILE
 from ccrk.evaluation.summary import summarize
+from ccrk.layout import METRICS_FILE, OBJECTIVES, RANKS_FILE
 from ccrk.metrics import mean_rank_variance
 from ccrk.report import cli as report_cli
-from ccrk.report.attributes import ATTRIBUTES, FORMAT as ATTRIBUTES_FORMAT, LanguageScores, attribute_runs
+from ccrk.report.attribute_runs import attribute_runs
+from ccrk.report.attributes import ATTRIBUTES, FORMAT as ATTRIBUTES_FORMAT, LanguageScores
 from ccrk.report.attributes import summarize_preferences
 from ccrk.report.figures import ATTRIBUTE_FIGURES, FIGURES, write_figures
-from ccrk.report.runs import OBJECTIVES, ResultsError, discover, discover_pretrain
+from ccrk.report.logs import discover_pretrain
+from ccrk.report.runs import ResultsError, discover
 from ccrk.report.tables import TABLES, build_table1, write_tables
 
 MRV_LANGS = ["en", "de", "ja", "zh"]
@@ -435,7 +437,8 @@ def test_attribute_figures_are_drawn_from_the_files_named(layout, tmp_path, caps
 
 
 def test_a_validation_log_record_without_r1_is_refused_naming_the_line(tmp_path):
-    from ccrk.report.runs import ResultsError, read_validation_log
+    from ccrk.report.logs import read_validation_log
+    from ccrk.report.runs import ResultsError
 
     log = tmp_path / "val.jsonl"
     log.write_text('{"step": 0, "r1": 1.5}\n{"step": 62, "r1": NaN}\n')

@@ -17,14 +17,8 @@ from torch.utils.data import DataLoader
 from ccrk.data.collate import Collator
 from ccrk.data.dataset import CaptionDataset
 from ccrk.data.manifest import Record, read_manifest, write_manifest
-from ccrk.data.shards import (
-    ShardError,
-    ShardStream,
-    is_shard_source,
-    iter_shard,
-    read_shard_corpus,
-    write_shards,
-)
+from ccrk.data.shard_stream import ShardStream, iter_shard
+from ccrk.data.shards import ShardError, is_shard_source, read_shard_corpus, write_shards
 from ccrk.data.transforms import build_eval_transform, build_train_transform
 
 LANGS = ["en", "de", "ja"]

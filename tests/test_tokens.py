@@ -1,7 +1,6 @@
 """TokenCache: the same tensors as the tokenizer's own padded call, each distinct caption tokenized once."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

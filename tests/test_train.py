@@ -35,6 +35,7 @@ from ccrk.train.seeding import capture_rng_state, restore_rng_state
 from ccrk.train.trainer import Pretrainer, PretrainSpec
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+FAULTS = Path(__file__).resolve().parent / "faults"
 
 MODEL = {
     "image_encoder": "vit_tiny_patch16_224",
@@ -58,10 +59,11 @@ TRAIN = {"epochs": 3, "batch_size": 8, "lr": 1e-3, "warmup": 2, "num_workers": 0
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    # tests/faults: its sitecustomize installs the kill/pause hooks the CCRK_TRAIN_* variables ask for.
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(FAULTS), env.get("PYTHONPATH", "")])
     env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    env.pop(ckpt.KILL_IN_SAVE_ENV, None)
-    env.pop("CCRK_TRAIN_KILL_AFTER_STEP", None)
+    for name in ("CCRK_TRAIN_KILL_IN_SAVE", "CCRK_TRAIN_KILL_AFTER_STEP", "CCRK_TRAIN_PAUSE_AFTER_STEP"):
+        env.pop(name, None)
     return env
 
 
@@ -309,7 +311,7 @@ def test_killed_runs_resume_to_bitwise_identical_weights(bench, reference_run, t
     _run(_pretrain_cmd(bench, out), env={**env, "CCRK_TRAIN_KILL_AFTER_STEP": "7"}, expect=-9)
     assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [4]
     # Kill 2: inside the save of step 12, after the temporary file is written, before the rename.
-    _run(_pretrain_cmd(bench, out, "--resume"), env={**env, ckpt.KILL_IN_SAVE_ENV: "12"}, expect=-9)
+    _run(_pretrain_cmd(bench, out, "--resume"), env={**env, "CCRK_TRAIN_KILL_IN_SAVE": "12"}, expect=-9)
     assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [4, 8]
     assert list((out / "checkpoints").glob(".step_0000012.pt.*.tmp")), "the killed save left its temp file"
     path, payload = ckpt.load_latest(out / "checkpoints")

@@ -363,21 +363,19 @@ def test_the_paper_config_sections_validate() -> None:
         EvalOptions.from_config({**cfg["evaluate"], **bench["evaluate"]})
 
 
-def test_the_workflow_and_ccrk_agree_on_what_each_dataset_downloads() -> None:
-    """common.smk lists each dataset's sources for its prepare rule; they must be ccrk's registry's."""
-    import ast
-
-    from ccrk.datasets.download import DATASET_SOURCES, SOURCES
-
-    text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    start = text.index("DATASET_SOURCES = {") + len("DATASET_SOURCES = ")
-    in_workflow = ast.literal_eval(text[start:text.index("\n}\n", start) + 2])  # Snakemake syntax is not Python
-    assert {k: tuple(v) for k, v in in_workflow.items()} == DATASET_SOURCES
-    assert "cc3m-urls" in SOURCES and SOURCES["cc3m-urls"].manual
-    # the few-shot manifests the xFlickr&CO prepare rule declares are the ones ccrk writes
+def test_the_prepare_rules_declare_the_manifests_ccrk_writes(workdir: Path) -> None:
+    """The workflow takes dataset sources and few-shot files from ccrk itself; the paper DAG's plan shows them."""
     from ccrk.datasets import multi30k, xflickrco
+    from ccrk.datasets.sources import SOURCES
+    from ccrk.layout import DATASET_SOURCES, SOURCE_NEEDS
 
-    start = text.index("XFLICKRCO_FEW_SHOT = ") + len("XFLICKRCO_FEW_SHOT = ")
-    few = ast.literal_eval(text[start:text.index("\n", start)])
-    assert few == {"languages": list(xflickrco.FEW_SHOT_LANGUAGES), "shots": [int(n) for n in xflickrco.FEW_SHOT_SIZES]}
+    assert all(name in SOURCES for names in DATASET_SOURCES.values() for name in names)
+    assert all(name in SOURCES for names in SOURCE_NEEDS.values() for name in names)
+    assert "cc3m-urls" in SOURCES and SOURCES["cc3m-urls"].manual
     assert sorted(multi30k.OUTPUT_NAMES.values()) == ["test", "train", "val"]
+    result = _snakemake(workdir, "-n", "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for lang in xflickrco.FEW_SHOT_LANGUAGES:
+        for shots in xflickrco.FEW_SHOT_SIZES:
+            assert f"resources/manifests/xflickrco/few_shot/{lang}/train_{shots}.jsonl" in out

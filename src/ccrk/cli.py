@@ -53,16 +53,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_tokenizer(args: argparse.Namespace) -> int:
     from ccrk.atomic import check_writable
-    from ccrk.config import ConfigError, load_config, section
+    from ccrk.config import ConfigError, check_keys, load_config, section
     from ccrk.tokenizer import manifest_texts, save_pretrained_tokenizer, train_tokenizer
 
     config = load_config(args.config, args.overrides)
     opts = {"vocab_size": 2000, "max_length": 64, "pretrained": None}
-    given = section(config, "tokenizer")
-    unknown = sorted(set(given) - set(opts))
-    if unknown:
-        raise ConfigError(f"tokenizer: unknown key(s) {', '.join('tokenizer.' + k for k in unknown)}; expected {sorted(opts)}")
-    opts.update(given)
+    opts.update(check_keys(section(config, "tokenizer"), opts, "tokenizer"))
     for key in ("vocab_size", "max_length"):
         value = opts[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -117,14 +113,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from ccrk.data.manifest import ManifestError
 
     # OSError: an unreadable input, a read-only or full disk, a permission: the environment, not a bug.
-    return (ConfigError, ManifestError, CorpusError, KeyError, ValueError, OSError)
+    return (ConfigError, ManifestError, CorpusError, ValueError, OSError)
 
 
 def _one_line(exc: BaseException) -> str:
     """The message of a user error on one line; a system OSError as ``file: reason``."""
-    if isinstance(exc, KeyError) and exc.args:
-        message = str(exc.args[0])
-    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
         message = f"{exc.filename}: {exc.strerror}"
     else:
         message = str(exc) or type(exc).__name__

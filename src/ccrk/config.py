@@ -10,6 +10,7 @@ import copy
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,28 @@ import yaml
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the key."""
+
+
+def check_keys(data: Any, known: Iterable[str], where: str,
+               error: type[ConfigError] = ConfigError) -> dict[str, Any]:
+    """``data`` (``None``: empty) as a new dict, once it is a mapping with no key outside ``known``.
+
+    The one strictness rule of every config section: an unknown key is an error
+    that names it in full (``train.epoch``) and lists the allowed ones, because
+    a misspelt option that silently falls back to its default is the most
+    expensive bug on a cluster. ``error`` lets a section raise its own
+    :class:`ConfigError` subclass.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise error(f"{where} must be a mapping, got {type(data).__name__}")
+    allowed = set(known)
+    unknown = sorted(str(key) for key in data if key not in allowed)
+    if unknown:
+        raise error(f"unknown key(s) {', '.join(f'{where}.{key}' for key in unknown)}; "
+                    f"allowed keys are {sorted(allowed)}")
+    return dict(data)
 
 
 def yaml_error_line(exc: yaml.YAMLError) -> str:

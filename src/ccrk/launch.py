@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from ccrk.config import check_keys
+
 T = TypeVar("T")
 
 LAUNCHERS: tuple[str, ...] = ("local", "slurm")
@@ -46,12 +48,7 @@ class SlurmParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str = "launch.slurm") -> "SlurmParams":
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise KeyError(f"{where}: unknown key(s) {', '.join(where + '.' + k for k in unknown)}; expected {sorted(known)}")
-        return cls(**data)
+        return cls(**check_keys(data, (f.name for f in fields(cls)), where))
 
     def executor_parameters(self) -> dict[str, Any]:
         """The ``update_parameters`` arguments: one task per GPU, as DDP wants."""

@@ -34,8 +34,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ccrk.config import ConfigError
-from ccrk.data.collate import OBJECTIVES, Batch
+from ccrk.config import ConfigError, check_keys
+from ccrk.data.collate import Batch
+from ccrk.layout import OBJECTIVES
 from ccrk.losses import (
     IGNORE_INDEX,
     POSITIVE_LANGUAGE_RULES,
@@ -119,11 +120,7 @@ class ObjectiveConfig:
             raise ObjectiveConfigError(
                 f"objective.weights must be a mapping of {list(TERMS)} to numbers, got {self.weights!r}"
             )
-        unknown = sorted(str(k) for k in self.weights if k not in TERMS)
-        if unknown:
-            raise ObjectiveConfigError(
-                f"unknown key(s) {', '.join(f'objective.weights.{k}' for k in unknown)}; allowed: {list(TERMS)}"
-            )
+        check_keys(self.weights, TERMS, "objective.weights", ObjectiveConfigError)
         weights = {term: _number(f"weights.{term}", self.weights.get(term, 1.0)) for term in TERMS}
         negative = [term for term, w in weights.items() if w < 0]
         if negative:
@@ -153,12 +150,7 @@ class ObjectiveConfig:
         if not isinstance(data, Mapping):
             raise ObjectiveConfigError(f"objective config must be a mapping, got {type(data).__name__}")
         known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(str(k) for k in data if k not in known)
-        if unknown:
-            raise ObjectiveConfigError(
-                f"unknown key(s) {', '.join(f'objective.{k}' for k in unknown)}; allowed keys are {known}"
-            )
-        return cls(**copy.deepcopy(dict(data)))
+        return cls(**copy.deepcopy(check_keys(data, known, "objective", ObjectiveConfigError)))
 
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy(dataclasses.asdict(self))

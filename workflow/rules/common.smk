@@ -1,10 +1,16 @@
 import copy
 import json
-import math
 import os
 import re
 
 from snakemake.utils import min_version, validate
+
+# The names ccrk and this workflow share (objectives, settings, datasets, result files) are declared once, in
+# ccrk.layout (standard library only); the environment that runs Snakemake has ccrk installed, as every rule
+# calls its command.
+from ccrk import layout
+from ccrk.config import non_finite_keys
+from ccrk.datasets import xflickrco
 
 min_version("8.20")
 
@@ -12,17 +18,7 @@ min_version("8.20")
 validate(config, schema="../schemas/config.schema.yaml")
 
 
-def non_finite_keys(tree, prefix=""):
-    """Dotted keys holding NaN or an infinity: JSON Schema's `number` admits them (YAML's .nan, .inf)."""
-    if isinstance(tree, float):
-        return [] if math.isfinite(tree) else [prefix]
-    if isinstance(tree, dict):
-        return [k for key, value in tree.items() for k in non_finite_keys(value, f"{prefix}.{key}" if prefix else key)]
-    if isinstance(tree, list):
-        return [k for i, value in enumerate(tree) for k in non_finite_keys(value, f"{prefix}[{i}]")]
-    return []
-
-
+# JSON Schema's `number` admits YAML's .nan and .inf.
 if non_finite_keys(config):
     raise ValueError(f"config key {non_finite_keys(config)[0]} is not a finite number")
 
@@ -86,16 +82,23 @@ LEARNING_FIGURES = ["learning_curves"]
 
 
 #: The benchmarks other than the embedded synthetic one (whose evaluation also scores the near-duplicate diagnostic).
-REAL_DATASETS_PATTERN = "xflickrco|wit|multi30k|mscoco"
+REAL_DATASETS_PATTERN = "|".join(layout.REAL_DATASETS)
+ONE_TO_K = layout.ONE_TO_K
+#: A run's directory under models/finetune and metrics (Snakemake wildcards), and its files.
+RUN_DIR, PRETRAIN_RUN_DIR, COMPARE_FILE = layout.RUN_DIR, layout.PRETRAIN_RUN_DIR, layout.COMPARE_FILE
+MODEL_DIR, WEIGHTS_FILE = layout.MODEL_DIR, layout.WEIGHTS_FILE
+METRICS_FILE, RANKS_FILE, RANKS_ITC_FILE = layout.METRICS_FILE, layout.RANKS_FILE, layout.RANKS_ITC_FILE
+ATTRIBUTES_FILE = layout.ATTRIBUTES_FILE
+TRAIN_LOG, VAL_LOG, RETRIEVAL_FILE = layout.TRAIN_LOG, layout.VAL_LOG, layout.RETRIEVAL_FILE
 
 
 wildcard_constraints:
     split="pretrain|train|val|test",
-    objective="one_to_k|cross_lingual|cross_modal",
-    baseline="cross_lingual|cross_modal",
-    dataset=f"synth|{REAL_DATASETS_PATTERN}",
+    objective="|".join(layout.OBJECTIVES),
+    baseline="|".join(o for o in layout.OBJECTIVES if o != ONE_TO_K),
+    dataset="|".join(layout.DATASETS),
     seed=r"\d+",
-    setting=r"zero_shot|all_languages|single_language\.[a-z]{2}|few_shot\.[a-z]{2}\.\d+",
+    setting=layout.SETTING_PATTERN,
 
 
 def section_flags(name, values):
@@ -169,25 +172,17 @@ def thread_env(threads):
 # -- datasets ------------------------------------------------------------------
 
 
-#: Sources (ccrk's download registry) each benchmark's prepare step reads, and the corpus list.
-DATASET_SOURCES = {
-    "xflickrco": ["iglue-xflickrco", "iglue-flickr30k", "karpathy-splits", "coco-val2014", "flickr30k-images"],
-    "flickr30k": ["iglue-flickr30k", "karpathy-splits", "flickr30k-images"],
-    "multi30k": ["multi30k", "flickr30k-images"],
-    "wit": ["iglue-wit", "wit-kaggle-pixels"],
-    "mscoco": ["karpathy-splits", "stair-captions", "coco-cn", "coco-train2014", "coco-val2014"],
-}
-#: Sources that read what another source put in place (WIT's images are decoded for the URLs its annotations
-#: list): their download job waits for that source's stamp.
-SOURCE_NEEDS = {"wit-kaggle-pixels": ["iglue-wit"]}
+#: Sources (ccrk's download registry) each benchmark's prepare step reads; sources whose download waits for
+#: another's stamp (they read its files).
+DATASET_SOURCES = layout.DATASET_SOURCES
+SOURCE_NEEDS = layout.SOURCE_NEEDS
 #: Where a benchmark's English training/validation data come from when it has none of its own:
 #: xFlickr&CO is test-only, and the paper (as IGLUE) fine-tunes it on Flickr30k.
 TRAIN_FROM = {"xflickrco": "flickr30k"}
 #: The manifests each prepare step writes (xFlickr&CO: IGLUE's few-shot files, 7 languages x 6 sizes).
-XFLICKRCO_FEW_SHOT = {"languages": ["de", "es", "id", "ja", "ru", "tr", "zh"], "shots": [1, 5, 10, 25, 50, 100]}
 PREPARED_SPLITS = {
-    "xflickrco": ["test"] + [f"few_shot/{lang}/train_{n}" for lang in XFLICKRCO_FEW_SHOT["languages"]
-                              for n in XFLICKRCO_FEW_SHOT["shots"]],
+    "xflickrco": ["test"] + [f"few_shot/{lang}/train_{n}" for lang in xflickrco.FEW_SHOT_LANGUAGES
+                              for n in xflickrco.FEW_SHOT_SIZES],
     "flickr30k": ["train", "val", "test"],
     "multi30k": ["train", "val", "test"],
     "wit": ["train", "val", "test"],
@@ -248,17 +243,18 @@ def pretrain_validation_logs():
     """The per-epoch validation each pre-training run writes beside its metrics.jsonl (none on the crawled corpus)."""
     if real_corpus():
         return []
-    return expand(f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/val.jsonl", objective=OBJECTIVES, seed=SEEDS)
+    return expand(f"{PRETRAIN_DIR}/{layout.PRETRAIN_RUN_DIR}/{VAL_LOG}", objective=OBJECTIVES, seed=SEEDS)
 
 
 def parse_setting(setting):
     """`zero_shot`, `all_languages`, `single_language.<lang>`, `few_shot.<lang>.<shots>` -> (regime, lang, shots)."""
-    parts = setting.split(".")
-    if parts[0] == "single_language":
-        return "single_language", parts[1], None
-    if parts[0] == "few_shot":
-        return "few_shot", parts[1], int(parts[2])
-    return parts[0], None, None
+    parsed = layout.parse_setting(setting)
+    return parsed.regime, parsed.language, parsed.shots
+
+
+def run_file(root, name, objective="{objective}"):
+    """A file of a run directory under `root` (Snakemake wildcards; the objective may be fixed)."""
+    return f"{root}/{RUN_DIR.replace('{objective}', objective)}/{name}"
 
 
 def finetune_train_manifest(dataset, setting):
@@ -274,8 +270,11 @@ def finetune_start(wildcards):
     """Few-shot starts from the English (zero-shot) model; every other regime from pre-training."""
     regime, _, _ = parse_setting(wildcards.setting)
     if regime == "few_shot":
-        return f"{FINETUNE_DIR}/{wildcards.dataset}/zero_shot/{wildcards.objective}/seed{wildcards.seed}/model/model.safetensors"
-    return f"{PRETRAIN_DIR}/{wildcards.objective}/seed{wildcards.seed}/model/model.safetensors"
+        run = RUN_DIR.format(dataset=wildcards.dataset, setting="zero_shot", objective=wildcards.objective,
+                             seed=wildcards.seed)
+        return f"{FINETUNE_DIR}/{run}/{MODEL_DIR}/{WEIGHTS_FILE}"
+    run = PRETRAIN_RUN_DIR.format(objective=wildcards.objective, seed=wildcards.seed)
+    return f"{PRETRAIN_DIR}/{run}/{MODEL_DIR}/{WEIGHTS_FILE}"
 
 
 def finetune_flags(wildcards):
@@ -313,21 +312,21 @@ def metrics_files():
         path
         for dataset in DATASETS
         for path in expand(
-            f"{METRICS_DIR}/{dataset}/{{setting}}/{{objective}}/seed{{seed}}/metrics.json",
-            setting=settings_for(dataset), objective=OBJECTIVES, seed=SEEDS,
+            run_file(METRICS_DIR, METRICS_FILE),
+            dataset=[dataset], setting=settings_for(dataset), objective=OBJECTIVES, seed=SEEDS,
         )
     ]
 
 
 def compare_files():
-    if "one_to_k" not in OBJECTIVES:
+    if ONE_TO_K not in OBJECTIVES:
         return []
     return [
         path
         for dataset in DATASETS
         for path in expand(
-            f"{METRICS_DIR}/{dataset}/{{setting}}/compare/seed{{seed}}/one_to_k-vs-{{baseline}}.json",
-            setting=settings_for(dataset), seed=SEEDS, baseline=BASELINES,
+            f"{METRICS_DIR}/{layout.COMPARE_FILE}",
+            dataset=[dataset], setting=settings_for(dataset), seed=SEEDS, baseline=BASELINES,
         )
     ]
 
@@ -337,8 +336,8 @@ def attribute_files():
     if "synth" not in DATASETS:
         return []
     return expand(
-        f"{METRICS_DIR}/synth/{{setting}}/{{objective}}/seed{{seed}}/attributes.json",
-        setting=settings_for("synth"), objective=OBJECTIVES, seed=SEEDS,
+        run_file(METRICS_DIR, ATTRIBUTES_FILE),
+        dataset=["synth"], setting=settings_for("synth"), objective=OBJECTIVES, seed=SEEDS,
     )
 
 
@@ -356,7 +355,7 @@ def attribute_figure_reports():
 
 
 def pretrain_logs():
-    return expand(f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/metrics.jsonl", objective=OBJECTIVES, seed=SEEDS)
+    return expand(f"{PRETRAIN_DIR}/{layout.PRETRAIN_RUN_DIR}/{TRAIN_LOG}", objective=OBJECTIVES, seed=SEEDS)
 
 
 def table_files():

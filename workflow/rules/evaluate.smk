@@ -8,14 +8,14 @@ rule evaluate:
     wildcard_constraints:
         dataset=REAL_DATASETS_PATTERN,
     input:
-        model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
-        retrieval=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/retrieval.json",
+        model=f"{FINETUNE_DIR}/{RUN_DIR}/{MODEL_DIR}/{WEIGHTS_FILE}",
+        retrieval=f"{FINETUNE_DIR}/{RUN_DIR}/{MODEL_DIR}/{RETRIEVAL_FILE}",
         manifest=lambda wildcards: dataset_split(wildcards.dataset, "test"),
         tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
     output:
-        metrics=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/metrics.json",
-        ranks=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks.npz",
-        ranks_itc=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks_itc.npz",
+        metrics=f"{METRICS_DIR}/{RUN_DIR}/{METRICS_FILE}",
+        ranks=f"{METRICS_DIR}/{RUN_DIR}/{RANKS_FILE}",
+        ranks_itc=f"{METRICS_DIR}/{RUN_DIR}/{RANKS_ITC_FILE}",
     params:
         settings=lambda wildcards: dataset_overrides(wildcards.dataset, "evaluate"),
         model=lambda wildcards, input: os.path.dirname(input.model),
@@ -44,30 +44,30 @@ use rule evaluate as evaluate_synth with:
     wildcard_constraints:
         dataset="synth",
     input:
-        model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
-        retrieval=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/retrieval.json",
+        model=f"{FINETUNE_DIR}/{RUN_DIR}/{MODEL_DIR}/{WEIGHTS_FILE}",
+        retrieval=f"{FINETUNE_DIR}/{RUN_DIR}/{MODEL_DIR}/{RETRIEVAL_FILE}",
         manifest=lambda wildcards: dataset_split(wildcards.dataset, "test"),
         tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
         # The ground truth (scenes/test.jsonl) is written with stats.json, in the synth rule's one directory swap.
         synth=f"{SYNTH_DIR}/stats.json",
     output:
-        metrics=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/metrics.json",
-        ranks=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks.npz",
-        ranks_itc=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/ranks_itc.npz",
-        attributes=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/attributes.json",
+        metrics=f"{METRICS_DIR}/{RUN_DIR}/{METRICS_FILE}",
+        ranks=f"{METRICS_DIR}/{RUN_DIR}/{RANKS_FILE}",
+        ranks_itc=f"{METRICS_DIR}/{RUN_DIR}/{RANKS_ITC_FILE}",
+        attributes=f"{METRICS_DIR}/{RUN_DIR}/{ATTRIBUTES_FILE}",
 
 
 rule compare:
     """Paired bootstrap over test images: 1-to-K minus a baseline in R@1, mR and MRV, with CI and p-value."""
     input:
-        a=f"{METRICS_DIR}/{{dataset}}/{{setting}}/one_to_k/seed{{seed}}/ranks.npz",
-        b=f"{METRICS_DIR}/{{dataset}}/{{setting}}/{{baseline}}/seed{{seed}}/ranks.npz",
+        a=run_file(METRICS_DIR, RANKS_FILE, objective=ONE_TO_K),
+        b=run_file(METRICS_DIR, RANKS_FILE, objective="{baseline}"),
     output:
-        f"{METRICS_DIR}/{{dataset}}/{{setting}}/compare/seed{{seed}}/one_to_k-vs-{{baseline}}.json",
+        f"{METRICS_DIR}/{COMPARE_FILE}",
     params:
         bootstrap=lambda wildcards: dataset_section("evaluate", wildcards.dataset).get("bootstrap", 1000),
     log:
-        f"{LOGS}/compare/{{dataset}}/{{setting}}/seed{{seed}}/one_to_k-vs-{{baseline}}.log",
+        f"{LOGS}/compare/{{dataset}}/{{setting}}/seed{{seed}}/{ONE_TO_K}-vs-{{baseline}}.log",
     conda:
         CONDA_ENV
     shell:

@@ -28,7 +28,7 @@ rule figures:
     input:
         metrics=metrics_files(),
         pretrained=expand(
-            f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/model/model.safetensors", objective=OBJECTIVES, seed=SEEDS
+            f"{PRETRAIN_DIR}/{PRETRAIN_RUN_DIR}/{MODEL_DIR}/{WEIGHTS_FILE}", objective=OBJECTIVES, seed=SEEDS
         ),
         attributes=attribute_files(),
         validation=pretrain_validation_logs(),

@@ -8,9 +8,9 @@ rule pretrain:
         **pretrain_inputs(),
         tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
     output:
-        model=f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/model/model.safetensors",
+        model=f"{PRETRAIN_DIR}/{PRETRAIN_RUN_DIR}/{MODEL_DIR}/{WEIGHTS_FILE}",
         # the learning curve (validation after every epoch), on the synthetic corpus
-        **({} if real_corpus() else {"validation": f"{PRETRAIN_DIR}/{{objective}}/seed{{seed}}/val.jsonl"}),
+        **({} if real_corpus() else {"validation": f"{PRETRAIN_DIR}/{PRETRAIN_RUN_DIR}/{VAL_LOG}"}),
     params:
         settings=config_overrides("model", "objective", "train"),
         out=lambda wildcards, output: os.path.dirname(os.path.dirname(output.model)),
@@ -43,8 +43,8 @@ rule finetune:
         val=lambda wildcards: dataset_split(wildcards.dataset, "val"),
         tokenizer=f"{TOKENIZER_DIR}/tokenizer.json",
     output:
-        model=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/model.safetensors",
-        retrieval=f"{FINETUNE_DIR}/{{dataset}}/{{setting}}/{{objective}}/seed{{seed}}/model/retrieval.json",
+        model=f"{FINETUNE_DIR}/{RUN_DIR}/{MODEL_DIR}/{WEIGHTS_FILE}",
+        retrieval=f"{FINETUNE_DIR}/{RUN_DIR}/{MODEL_DIR}/{RETRIEVAL_FILE}",
     params:
         settings=lambda wildcards: " ".join(
             [dataset_overrides(wildcards.dataset, "model"), config_overrides("train"),

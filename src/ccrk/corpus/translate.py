@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ccrk.atomic import atomic_open, atomic_write_text
+from ccrk.config import check_keys
 from ccrk.data.languages import is_iso639_1
 from ccrk.data.shards import read_shard_corpus, shard_paths
 
@@ -51,12 +52,7 @@ class TranslateConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TranslateConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"translate: unknown key(s) {', '.join('translate.' + k for k in unknown)}; "
-                             f"expected {sorted(known)}")
-        cfg = cls(**data)
+        cfg = cls(**check_keys(data, cls.__dataclass_fields__, "translate"))
         bad = [code for code in cfg.languages if not is_iso639_1(code)]
         if bad or not is_iso639_1(cfg.source_language):
             raise ValueError(f"translate.languages: not ISO 639-1 code(s): {bad or [cfg.source_language]}")

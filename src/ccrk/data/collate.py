@@ -16,8 +16,7 @@ import torch
 from torch import Tensor
 
 from ccrk.data.tokens import TokenCache
-
-OBJECTIVES: tuple[str, ...] = ("one_to_k", "cross_lingual", "cross_modal")
+from ccrk.layout import OBJECTIVES
 
 
 @dataclass
@@ -116,13 +115,13 @@ class Collator:
             try:
                 texts = [s["captions"][s["modal_lang"]] for s in samples]
             except KeyError:
-                raise KeyError(self._missing(samples, lambda s: [s["modal_lang"]])) from None
+                raise ValueError(self._missing(samples, lambda s: [s["modal_lang"]])) from None
             k = 1
         else:
             try:
                 texts = [s["captions"][lang] for s in samples for lang in self.languages]
             except KeyError:
-                raise KeyError(self._missing(samples, lambda s: self.languages)) from None
+                raise ValueError(self._missing(samples, lambda s: self.languages)) from None
             text_langs = self.languages * len(samples)
             k = len(self.languages)
         batch = Batch(images=images, image_ids=image_ids, texts=texts, text_langs=text_langs, k=k)

@@ -10,7 +10,7 @@ loaders read them sequentially. ccrk reads the same layout two ways:
   :class:`~ccrk.data.manifest.Record` objects plus a picklable image reader,
   so the map-style :class:`~ccrk.data.dataset.CaptionDataset`, its epoch
   sampler and the trainer's exact resume work unchanged on shards;
-* :class:`ShardStream` streams samples (``tarfile`` stream mode: works on a
+* :class:`~ccrk.data.shard_stream.ShardStream` streams samples (``tarfile`` stream mode: works on a
   pipe or an object-store download too), splitting shards across ranks and
   DataLoader workers, with a seeded shuffle buffer.
 
@@ -30,17 +30,14 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
-from torch.utils.data import IterableDataset, get_worker_info
 
 from ccrk.atomic import atomic_open
-from ccrk.data.dataset import PairedTransform, _check_languages, _seed_from, draw_captions, sample_generator
 from ccrk.data.manifest import ManifestError, Record
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -78,7 +75,7 @@ def is_shard_source(path: str | os.PathLike[str]) -> bool:
     return (path.is_file() and path.suffix == ".tar") or (path.is_dir() and any(path.glob("*.tar")))
 
 
-def _split_name(name: str) -> tuple[str, str]:
+def split_name(name: str) -> tuple[str, str]:
     """Webdataset keys: everything before the first dot of the base name is the key."""
     directory, _, base = name.rpartition("/")
     key, dot, ext = base.partition(".")
@@ -87,7 +84,7 @@ def _split_name(name: str) -> tuple[str, str]:
     return (f"{directory}/{key}" if directory else key), ext.lower()
 
 
-def _sidecar(shard: Path, captions_dir: str | os.PathLike[str] | None = None) -> Path:
+def sidecar_path(shard: Path, captions_dir: str | os.PathLike[str] | None = None) -> Path:
     directory = Path(captions_dir) if captions_dir is not None else shard.parent / CAPTIONS_DIR
     return directory / f"{shard.stem}.jsonl"
 
@@ -121,7 +118,7 @@ def _check_captions(captions: Any, where: str) -> dict[str, list[str]]:
     return out
 
 
-def _sample_captions(shard: Path, key: str, parts: dict[str, bytes],
+def sample_captions(shard: Path, key: str, parts: dict[str, bytes],
                      sidecar: dict[str, dict[str, list[str]]] | None) -> dict[str, list[str]]:
     where = f"{shard}: sample {key!r}"
     if sidecar is not None and key in sidecar:
@@ -141,11 +138,11 @@ def _sample_captions(shard: Path, key: str, parts: dict[str, bytes],
     raise ShardError(f"{where}: no captions (no sidecar line, no 'captions' in {key}.json, no {key}.txt)")
 
 
-def _image_ext(parts: dict[str, Any]) -> str | None:
+def image_ext(parts: dict[str, Any]) -> str | None:
     return next((ext for ext in IMAGE_EXTENSIONS if ext in parts), None)
 
 
-def _open_tar(path: Path, mode: str = "r:") -> tarfile.TarFile:
+def open_tar(path: Path, mode: str = "r:") -> tarfile.TarFile:
     try:
         return tarfile.open(path, mode)
     except (tarfile.TarError, OSError, EOFError) as exc:
@@ -209,15 +206,15 @@ def read_shard_corpus(source: str | os.PathLike[str] | Sequence[str | os.PathLik
     seen: dict[str, Path] = {}
     paths = shard_paths(source)
     for shard in paths:
-        side_path = _sidecar(shard, captions_dir)
+        side_path = sidecar_path(shard, captions_dir)
         sidecar = read_sidecar(side_path) if side_path.is_file() else None
         samples: dict[str, dict[str, Any]] = {}
-        with _open_tar(shard) as tar:
+        with open_tar(shard) as tar:
             try:
                 for member in tar:
                     if not member.isfile():
                         continue
-                    key, ext = _split_name(member.name)
+                    key, ext = split_name(member.name)
                     entry = samples.setdefault(key, {})
                     if ext in IMAGE_EXTENSIONS:
                         entry[ext] = (member.name, member.offset_data, member.size)
@@ -228,10 +225,10 @@ def read_shard_corpus(source: str | os.PathLike[str] | Sequence[str | os.PathLik
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise ShardError(f"{shard}: corrupt or truncated tar ({type(exc).__name__}: {exc})") from exc
         for key, parts in samples.items():
-            ext = _image_ext(parts)
+            ext = image_ext(parts)
             if ext is None:
                 raise ShardError(f"{shard}: sample {key!r} has no image member ({', '.join(IMAGE_EXTENSIONS)})")
-            captions = _sample_captions(shard, key, parts, sidecar)
+            captions = sample_captions(shard, key, parts, sidecar)
             for code in required:
                 if not captions.get(code):
                     raise ShardError(f"{shard}: sample {key!r} has no caption in required language {code!r}")
@@ -299,129 +296,3 @@ def write_shards(records: Sequence[Record], image_root: str | os.PathLike[str], 
                     tar.addfile(info, io.BytesIO(data))
         written.append(path)
     return written
-
-
-# ---------------------------------------------------------------------- streaming
-
-
-def iter_shard(shard: Path, sidecar: dict[str, dict[str, list[str]]] | None = None
-               ) -> Iterator[tuple[str, bytes, dict[str, list[str]]]]:
-    """``(key, image bytes, captions)`` of each sample, reading the tar once from start to end.
-
-    Stream mode never seeks, so a sample is complete when the next key
-    starts (webdataset's grouping rule: a sample's members are adjacent).
-    """
-    tar = _open_tar(shard, "r|")
-    current: str | None = None
-    parts: dict[str, bytes] = {}
-
-    def finish() -> tuple[str, bytes, dict[str, list[str]]]:
-        assert current is not None
-        ext = _image_ext(parts)
-        if ext is None:
-            raise ShardError(f"{shard}: sample {current!r} has no image member ({', '.join(IMAGE_EXTENSIONS)})")
-        return current, parts[ext], _sample_captions(shard, current, parts, sidecar)
-
-    with tar:
-        try:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, ext = _split_name(member.name)
-                if key != current:
-                    if current is not None:
-                        yield finish()
-                    current, parts = key, {}
-                if ext in (*IMAGE_EXTENSIONS, "json", "txt"):
-                    handle = tar.extractfile(member)
-                    assert handle is not None
-                    parts[ext] = handle.read()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ShardError(f"{shard}: corrupt or truncated tar ({type(exc).__name__}: {exc})") from exc
-    if current is not None:
-        yield finish()
-
-
-class ShardStream(IterableDataset):
-    """Streaming webdataset loader yielding ``CaptionDataset``'s sample dicts.
-
-    Shards are permuted per epoch from ``(seed, epoch)``, dealt round-robin to
-    the ``world_size * num_workers`` readers (so give at least that many
-    shards), and samples pass a shuffle buffer of ``shuffle_buffer``
-    (0 = file order). Caption choice and augmentation come from
-    ``sample_generator(seed, epoch, n)`` with ``n`` the sample's position in
-    its reader's stream, so a run is reproducible for a fixed reader count.
-    Samples lacking a configured language are an error naming the shard.
-    """
-
-    def __init__(self, shards: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                 languages: Sequence[str], transform: PairedTransform, *, seed: int = 0,
-                 shuffle_buffer: int = 1000, rank: int = 0, world_size: int = 1,
-                 captions_dir: str | os.PathLike[str] | None = None) -> None:
-        super().__init__()
-        self.shards = shard_paths(shards)
-        self.captions_dir = captions_dir
-        self.languages = _check_languages(languages)
-        self.transform = transform
-        self.seed = int(seed)
-        self.shuffle_buffer = int(shuffle_buffer)
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        _seed_from(self.seed, epoch)
-        self.epoch = int(epoch)
-
-    def reader_shards(self, worker: int = 0, num_workers: int = 1) -> list[Path]:
-        """The shards one (rank, worker) reads this epoch."""
-        generator = torch.Generator().manual_seed(_seed_from(self.seed, self.epoch))
-        order = [self.shards[i] for i in torch.randperm(len(self.shards), generator=generator).tolist()]
-        readers = self.world_size * num_workers
-        return order[self.rank * num_workers + worker::readers]
-
-    def _samples(self, shards: list[Path]) -> Iterator[tuple[str, bytes, dict[str, list[str]]]]:
-        for shard in shards:
-            side_path = _sidecar(shard, self.captions_dir)
-            sidecar = read_sidecar(side_path) if side_path.is_file() else None
-            for key, data, captions in iter_shard(shard, sidecar):
-                missing = [lang for lang in self.languages if not captions.get(lang)]
-                if missing:
-                    raise ShardError(f"{shard}: sample {key!r} has no caption in configured language(s) {missing}")
-                yield key, data, captions
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        stream = self._samples(self.reader_shards(worker, num_workers))
-        reader = self.rank * num_workers + worker
-        if self.shuffle_buffer > 1:
-            stream = _shuffled(stream, self.shuffle_buffer,
-                               torch.Generator().manual_seed(_seed_from(self.seed, self.epoch, reader + 1)))
-        for n, (key, data, captions) in enumerate(stream):
-            yield self._sample(key, data, captions, n)
-
-    def _sample(self, key: str, data: bytes, captions: dict[str, list[str]], n: int) -> dict[str, Any]:
-        generator = sample_generator(self.seed, self.epoch, n)
-        chosen, modal_lang = draw_captions(captions, self.languages, generator)
-        with Image.open(io.BytesIO(data)) as img:
-            image = img.convert("RGB")
-        tensor, chosen = self.transform(image, chosen, generator)
-        return {"image": tensor, "image_id": key, "captions": chosen, "modal_lang": modal_lang}
-
-
-def _shuffled(items: Iterator[Any], size: int, generator: torch.Generator) -> Iterator[Any]:
-    """Reservoir-style shuffle buffer: fill to ``size``, then emit a random slot for each new item."""
-    buffer: list[Any] = []
-    for item in items:
-        if len(buffer) < size:
-            buffer.append(item)
-            continue
-        j = int(torch.randint(size, (), generator=generator))
-        buffer[j], item = item, buffer[j]
-        yield item
-    while buffer:
-        j = int(torch.randint(len(buffer), (), generator=generator))
-        yield buffer.pop(j)
-

@@ -26,14 +26,9 @@ _OPTION_KEYS = {"root", "ja_source"}
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``datasets`` config section (keys: root, ja_source), strictly checked."""
-    from ccrk.config import ConfigError, load_config, section
+    from ccrk.config import check_keys, load_config, section
 
-    given = section(load_config(args.config, args.overrides), "datasets")
-    unknown = sorted(set(given) - _OPTION_KEYS)
-    if unknown:
-        raise ConfigError(f"datasets: unknown key(s) {', '.join('datasets.' + k for k in unknown)}; "
-                          f"expected {sorted(_OPTION_KEYS)}")
-    return given
+    return check_keys(section(load_config(args.config, args.overrides), "datasets"), _OPTION_KEYS, "datasets")
 
 
 def _root(args: argparse.Namespace, options: dict[str, Any]) -> Path:
@@ -41,7 +36,8 @@ def _root(args: argparse.Namespace, options: dict[str, Any]) -> Path:
 
 
 def _list_sources() -> None:
-    from ccrk.datasets.download import DATASET_SOURCES, SOURCES
+    from ccrk.datasets.sources import SOURCES
+    from ccrk.layout import DATASET_SOURCES
 
     for name, source in SOURCES.items():
         used_by = [d for d, names in DATASET_SOURCES.items() if name in names]
@@ -61,7 +57,7 @@ def _wit_images(root: Path, wikimedia: bool, workers: int, log: Any) -> int:
     WIT column fine-tunes on it, and ``prepare --check-images`` checks every split); returns how many are
     still missing."""
     from ccrk.datasets import wit
-    from ccrk.datasets.download import fetch_bytes
+    from ccrk.datasets.http import fetch_bytes
 
     if "test" not in wit.annotation_files(root):
         # Zero of zero would be a silent empty dataset: the images are read off the annotations.
@@ -89,7 +85,9 @@ def _wit_images(root: Path, wikimedia: bool, workers: int, log: Any) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from ccrk.datasets.download import DownloadError, check_manual, fetch_source, manual_message, sources_for
+    from ccrk.datasets.download import check_manual, fetch_source, manual_message
+    from ccrk.datasets.http import DownloadError
+    from ccrk.datasets.sources import sources_for
 
     if args.list:
         _list_sources()

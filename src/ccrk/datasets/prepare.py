@@ -17,7 +17,7 @@ from typing import Any
 from ccrk.atomic import atomic_write_text
 from ccrk.data.manifest import Record, write_manifest
 from ccrk.datasets._io import Prepared
-from ccrk.datasets.download import file_sha256
+from ccrk.datasets.http import file_sha256
 
 
 def _xflickrco(root: Path, **kw: Any) -> Prepared:

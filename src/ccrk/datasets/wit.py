@@ -222,7 +222,7 @@ def fetch_wikimedia(wanted: dict[str, Path], fetch: Callable[[str], bytes], work
                     notes: list[str] | None = None) -> dict[str, Path]:
     """Download the images of ``wanted`` that are still missing; returns those that failed.
 
-    ``fetch(url) -> bytes`` raises on failure (``ccrk.datasets.download.fetch_bytes``).
+    ``fetch(url) -> bytes`` raises on failure (``ccrk.datasets.http.fetch_bytes``).
     """
     from concurrent.futures import ThreadPoolExecutor
 

@@ -43,8 +43,8 @@ _EXPORTS = {
     "load_run": "ccrk.evaluation.compare",
     "evaluate": "ccrk.evaluation.run",
     "format_summary": "ccrk.evaluation.run",
-    "config_hash": "ccrk.evaluation.provenance",
-    "git_revision": "ccrk.evaluation.provenance",
+    "config_hash": "ccrk.provenance",
+    "git_revision": "ccrk.provenance",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -27,7 +27,8 @@ def _k_test_flag(value: str) -> int | str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ccrk.config import load_config, section
     from ccrk.evaluation.options import EvalOptions
-    from ccrk.evaluation.run import METRICS_FILE, RANKS_FILE, RANKS_ITC_FILE, evaluate, format_summary
+    from ccrk.evaluation.run import evaluate, format_summary
+    from ccrk.layout import METRICS_FILE, RANKS_FILE, RANKS_ITC_FILE
 
     config = load_config(args.config, args.overrides)
     options = EvalOptions.from_config(
@@ -53,7 +54,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_summary(metrics))
     written = [args.out / METRICS_FILE, args.out / RANKS_FILE, args.out / RANKS_ITC_FILE]
     if args.scenes is not None:
-        from ccrk.report.attributes import ATTRIBUTES_FILE, format_attributes, load_attributes
+        from ccrk.layout import ATTRIBUTES_FILE
+        from ccrk.report.attribute_runs import load_attributes
+        from ccrk.report.attributes import format_attributes
 
         written.append(args.out / ATTRIBUTES_FILE)
         print()

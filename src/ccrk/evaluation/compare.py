@@ -16,10 +16,10 @@ import numpy as np
 
 from ccrk.evaluation.rankset import RankSet
 from ccrk.evaluation.summary import metrics_of
+from ccrk.layout import RANKS_FILE
 from ccrk.metrics import paired_bootstrap
 
 FORMAT = "ccrk.compare/1"
-RANKS_FILE = "ranks.npz"
 
 
 def load_run(run: str | os.PathLike[str]) -> RankSet:

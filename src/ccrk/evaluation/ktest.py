@@ -32,10 +32,9 @@ from ccrk.evaluation.data import EvalData
 from ccrk.evaluation.encode import encode_images, encode_texts
 from ccrk.evaluation.options import K_TEST_AUTO
 from ccrk.evaluation.retrieval import LanguageRanks, rank_language_ks
+from ccrk.layout import RETRIEVAL_FILE
 from ccrk.metrics import recall_at_k
 
-#: Written into the saved model directory by ``ccrk finetune``.
-RETRIEVAL_FILE = "retrieval.json"
 
 
 def r1_score(ranks: LanguageRanks) -> float:

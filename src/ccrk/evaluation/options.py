@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ccrk.config import ConfigError
+from ccrk.config import ConfigError, check_keys
 from ccrk.data.languages import is_iso639_1
 
 #: The paper's MRV4 languages (xFlickr&CO): en, de, ja, zh.
@@ -126,13 +126,7 @@ class EvalOptions:
     @classmethod
     def from_config(cls, section: Mapping[str, Any], **overrides: Any) -> EvalOptions:
         """The ``evaluate:`` section with unknown keys refused, then non-``None`` overrides (flags) on top."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ConfigError(
-                f"evaluate: unknown key(s) {', '.join('evaluate.' + k for k in unknown)}; expected {sorted(known)}"
-            )
-        values = dict(section)
+        values = check_keys(section, (f.name for f in dataclasses.fields(cls)), "evaluate")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -39,19 +39,16 @@ from ccrk.evaluation.data import EvalData, check_mrv_coverage, load_eval_data
 from ccrk.evaluation.encode import encode_images, encode_texts
 from ccrk.evaluation.ktest import resolve_k_test
 from ccrk.evaluation.options import EvalOptions
-from ccrk.evaluation.provenance import config_hash, git_revision
 from ccrk.evaluation.rankset import RankSet
 from ccrk.evaluation.retrieval import rank_language
 from ccrk.evaluation.summary import summarize
+from ccrk.layout import ATTRIBUTES_FILE, METRICS_FILE, RANKS_FILE, RANKS_ITC_FILE
 from ccrk.models import load_model, read_model_config
 from ccrk.models.io import saved_tokenizer
+from ccrk.provenance import config_hash, git_revision
 from ccrk.tokenizer import check_model_tokenizer, load_tokenizer
 
 FORMAT = "ccrk.metrics/1"
-METRICS_FILE = "metrics.json"
-RANKS_FILE = "ranks.npz"
-#: The ITC-only ranks (similarity order, no re-ranking), same format as :data:`RANKS_FILE`.
-RANKS_ITC_FILE = "ranks_itc.npz"
 
 Progress = Callable[[str], None]
 
@@ -99,7 +96,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate a saved model; write ``metrics.json``, ``ranks.npz``, ``ranks_itc.npz`` to ``out_dir``; return metrics.
 
-    ``scenes``: also write ``attributes.json`` (:data:`ccrk.report.attributes.ATTRIBUTES_FILE`), the
+    ``scenes``: also write ``attributes.json`` (:data:`ccrk.layout.ATTRIBUTES_FILE`), the
     near-duplicate diagnostic of a synthetic test split, from the same encodings.
 
     ``out_dir`` is replaced as a whole once all files are complete; on any
@@ -177,8 +174,8 @@ def evaluate(
     metrics: dict[str, Any] = {
         "format": FORMAT,
         "ccrk_version": __version__,
-        "git_revision": git["revision"],
-        "git_dirty": git["dirty"],
+        "git_revision": git.sha,
+        "git_dirty": git.dirty,
         "model": {"path": str(model_dir), "config_hash": config_hash(meta["config"])},
         "tokenizer": str(tokenizer),
         "manifest": str(manifest),
@@ -218,8 +215,6 @@ def evaluate(
         rankset.save(tmp / RANKS_FILE)
         itc_rankset.save(tmp / RANKS_ITC_FILE)
         if attributes is not None:
-            from ccrk.report.attributes import ATTRIBUTES_FILE
-
             text = json.dumps(attributes, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
             (tmp / ATTRIBUTES_FILE).write_text(text, encoding="utf-8")
         timings["total_s"] = time.perf_counter() - start

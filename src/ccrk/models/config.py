@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccrk.config import ConfigError, check_keys
+
 # The text tower the embedded default builds from scratch when no Hugging Face
 # model is named: an XLM-R with the same layout as XLM-R-large, shrunk so that
 # a forward+backward on a batch of 32 images x 10 captions takes well under a
@@ -40,7 +42,7 @@ TEXT_POOLINGS = ("cls", "mean")
 IMAGE_POOLINGS = ("mean", "attention")
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(ConfigError):
     """A model configuration value is wrong; the message names the key."""
 
 
@@ -162,12 +164,7 @@ class ModelConfig:
         if not isinstance(data, Mapping):
             raise ModelConfigError(f"model config must be a mapping, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelConfigError(
-                f"unknown model config key(s) {unknown}; allowed keys are {sorted(known)}"
-            )
-        return cls(**copy.deepcopy(dict(data)))
+        return cls(**copy.deepcopy(check_keys(data, known, "model", ModelConfigError)))
 
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy(dataclasses.asdict(self))

@@ -17,12 +17,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ccrk.atomic import atomic_directory
+from ccrk.layout import WEIGHTS_FILE
 from ccrk.models.ccr import CCRModel
 from ccrk.models.config import ModelConfig
 
 FORMAT = "ccrk.model/1"
 CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 def _aliases(state: dict[str, torch.Tensor]) -> dict[str, str]:

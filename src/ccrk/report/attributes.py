@@ -30,9 +30,7 @@ Output (``ccrk attributes --out``), format ``ccrk.attributes/1``::
      "all_languages": {attr | "all": {...}}, "model", "manifest", "scenes", ...}
 
 A cell with no caption has ``n: 0`` and ``itc``/``itm`` null. The figures
-read these files back with :func:`attribute_runs`, which takes the run's
-dataset, setting, objective and seed from its path
-(``<dataset>/<setting>/<objective>/seed<seed>/attributes.json``).
+read these files back with :func:`ccrk.report.attribute_runs.attribute_runs`.
 
 Model-free parts (the scenes reader, the summary, the loader) import no
 model code, so ``ccrk figures`` stays light.
@@ -40,11 +38,10 @@ model code, so ``ccrk figures`` stays light.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,133 +50,22 @@ import numpy as np
 from ccrk import __version__
 from ccrk.atomic import atomic_write_text, check_writable
 from ccrk.evaluation.data import EvalData, load_eval_data
+from ccrk.layout import ATTRIBUTES_FILE
 from ccrk.metrics import bootstrap_ci
-from ccrk.report.runs import OBJECTIVES, ResultsError, Setting, parse_setting
+from ccrk.report.pairing import ATTRIBUTES, Pairing, read_pairing
 
 if TYPE_CHECKING:  # pragma: no cover
     from ccrk.evaluation.options import EvalOptions
 
 FORMAT = "ccrk.attributes/1"
-ATTRIBUTES_FILE = "attributes.json"
-#: What a near-duplicate pair can differ in (``ccrk.synth.generate.near_duplicate``).
-ATTRIBUTES: tuple[str, ...] = ("shape", "colour", "size", "position")
 #: The pooled cell: every attribute (in ``per_language``) or every language (``all_languages``).
 ALL = "all"
 SCORES: dict[str, str] = {
     "itc": "cosine similarity of the contrastive (ITC) features",
     "itm": "match-class logit of the ITM head",
 }
-LAYOUT = "<dataset>/<setting>/<objective>/seed<seed>/attributes.json"
 
 Progress = Callable[[str], None]
-
-
-# -- the ground truth -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pairing:
-    """Per test image (``EvalData.image_ids`` order): its near-duplicate partner and what differs."""
-
-    partner: np.ndarray  # [I] int64, index of the partner image
-    attribute: np.ndarray  # [I] int64, index into ATTRIBUTES
-
-    @property
-    def pair(self) -> np.ndarray:
-        """``[I]`` id of each image's pair (the smaller of the two indices): the bootstrap unit."""
-        return np.minimum(np.arange(len(self.partner)), self.partner)
-
-    @property
-    def n_pairs(self) -> int:
-        return int(np.unique(self.pair).size)
-
-
-def read_pairing(scenes: str | os.PathLike[str], data: EvalData) -> Pairing:
-    """Read the near-duplicate ground truth of ``data``'s images from a ``scenes/<split>.jsonl`` file.
-
-    Refused, with the file and line (or image id): a missing file, a line
-    that is not a scene record, an image id twice or not in the manifest, an
-    image without a partner or with a partner that is not in the file, not in
-    the manifest or does not name it back, partners that disagree on what
-    differs, and a manifest image the file has no scene for.
-    """
-    path = Path(scenes)
-    manifest = data.manifest
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"scenes file {path} does not exist (the ground truth ccrk synth writes as scenes/<split>.jsonl "
-            f"beside the manifests)"
-        )
-    index = {image_id: n for n, image_id in enumerate(data.image_ids)}
-    rows: dict[str, tuple[int, str | None, int | None]] = {}  # image_id -> (line, partner id, attribute)
-    with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(f"{where}: not valid UTF-8 at byte {err.start}") from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: malformed JSON at column {err.colno}: {err.msg}") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("image_id"), str):
-                raise ValueError(f"{where}: expected a scene record with a string 'image_id'")
-            image_id = obj["image_id"]
-            if image_id in rows:
-                raise ValueError(f"{where}: duplicate image_id {image_id!r} (first on line {rows[image_id][0]})")
-            if image_id not in index:
-                raise ValueError(f"{where}: image_id {image_id!r} is not in the manifest {manifest}")
-            partner = obj.get("near_duplicate_of")
-            if partner is not None and not isinstance(partner, str):
-                raise ValueError(f"{where}: 'near_duplicate_of' of {image_id!r} must be an image id, got {partner!r}")
-            changed = obj.get("changed")
-            attribute = None
-            if partner is not None:
-                ok = (isinstance(changed, list) and len(changed) == 2 and isinstance(changed[0], int)
-                      and not isinstance(changed[0], bool) and changed[1] in ATTRIBUTES)
-                if not ok:
-                    raise ValueError(
-                        f"{where}: 'changed' of {image_id!r} must be [object index, attribute] with attribute one "
-                        f"of {', '.join(ATTRIBUTES)}; got {changed!r}"
-                    )
-                attribute = ATTRIBUTES.index(changed[1])
-            rows[image_id] = (lineno, partner, attribute)
-
-    for image_id, (lineno, partner, attribute) in rows.items():
-        where = f"{path}:{lineno}"
-        if partner is None:
-            raise ValueError(
-                f"{where}: image_id {image_id!r} has no near-duplicate partner (near_duplicate_of is null); "
-                "the diagnostic needs a split of near-duplicate pairs (the synthetic test or val split)"
-            )
-        if partner not in index:
-            raise ValueError(f"{where}: partner {partner!r} of image_id {image_id!r} is not in the manifest {manifest}")
-        if partner not in rows:
-            raise ValueError(f"{where}: partner {partner!r} of image_id {image_id!r} has no scene in {path}")
-        back_line, back, back_attribute = rows[partner]
-        if back != image_id:
-            raise ValueError(
-                f"{where}: image_id {image_id!r} names partner {partner!r}, but line {back_line} gives "
-                f"{partner!r} the partner {back!r}"
-            )
-        if back_attribute != attribute:
-            raise ValueError(
-                f"{where}: image_id {image_id!r} and its partner {partner!r} (line {back_line}) disagree on the "
-                "attribute that differs"
-            )
-    missing = [image_id for image_id in data.image_ids if image_id not in rows]
-    if missing:
-        raise ValueError(
-            f"{manifest}: image_id {missing[0]!r} has no scene in {path}"
-            + (f" ({len(missing) - 1} more missing)" if len(missing) > 1 else "")
-            + "; were the manifest and the scenes file written by the same ccrk synth run?"
-        )
-    partner_index = np.array([index[rows[i][1]] for i in data.image_ids], dtype=np.int64)  # type: ignore[index]
-    attributes = np.array([rows[i][2] for i in data.image_ids], dtype=np.int64)
-    return Pairing(partner=partner_index, attribute=attributes)
 
 
 # -- scoring ------------------------------------------------------------------------
@@ -403,7 +289,7 @@ def attributes_document(
     timings: dict[str, Any],
 ) -> dict[str, Any]:
     """The ``ccrk.attributes/1`` document of per-caption ``scores`` (summary with bootstrap intervals, provenance)."""
-    from ccrk.evaluation.provenance import config_hash, git_revision
+    from ccrk.provenance import config_hash, git_revision
 
     t0 = time.perf_counter()
     summary = summarize_preferences(scores, n_resamples=options.bootstrap, alpha=options.alpha, seed=options.seed)
@@ -413,8 +299,8 @@ def attributes_document(
     return {
         "format": FORMAT,
         "ccrk_version": __version__,
-        "git_revision": git["revision"],
-        "git_dirty": git["dirty"],
+        "git_revision": git.sha,
+        "git_dirty": git.dirty,
         "model": {"path": str(model_dir), "config_hash": config_hash(dict(model_config))},
         "tokenizer": str(tokenizer),
         "manifest": str(manifest),
@@ -460,93 +346,3 @@ def format_attributes(doc: Mapping[str, Any]) -> str:
     n = doc["all_languages"]
     lines.append("n (captions): " + ", ".join(f"{name} {n[name]['n']}" for name in names))
     return "\n".join(lines)
-
-
-# -- reading results back (figures) -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AttributeRun:
-    """One ``attributes.json`` and the run it belongs to (from its path)."""
-
-    dataset: str
-    setting: Setting
-    objective: str
-    seed: int
-    path: Path
-    doc: dict[str, Any] = field(repr=False, compare=False)
-
-    def cell(self, language: str | None, attribute: str) -> dict[str, Any]:
-        """``per_language[language][attribute]``, or the pooled ``all_languages`` cell for ``language=None``."""
-        cells = self.doc["all_languages"] if language is None else self.doc["per_language"][language]
-        return cells[attribute]
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_cell(cell: Any, key: str, path: Path) -> None:
-    if not isinstance(cell, dict) or not isinstance(cell.get("n"), int) or cell["n"] < 0:
-        raise ResultsError(f"{path}: {key} must be a cell with a non-negative integer 'n'")
-    for score in SCORES:
-        stat = cell.get(score)
-        if cell["n"] == 0:
-            if stat is not None:
-                raise ResultsError(f"{path}: {key}.{score} must be null in a cell with n = 0")
-            continue
-        if not isinstance(stat, dict) or not all(_finite(stat.get(b)) for b in ("value", "low", "high")):
-            raise ResultsError(f"{path}: {key}.{score} needs finite value, low and high")
-
-
-def load_attributes(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """An ``attributes.json`` of ``ccrk attributes``, checked for every number the figures read."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing (the JSON ccrk attributes writes)")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ResultsError(f"{path}: not the JSON of ccrk attributes ({err})") from err
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise ResultsError(f"{path}: format is {found!r}, expected {FORMAT!r} (the JSON of ccrk attributes)")
-    langs = doc.get("languages")
-    if not isinstance(langs, list) or not langs or not all(isinstance(x, str) for x in langs):
-        raise ResultsError(f"{path}: 'languages' must be a non-empty list of language codes")
-    if doc.get("attributes") != list(ATTRIBUTES):
-        raise ResultsError(f"{path}: 'attributes' must be {list(ATTRIBUTES)}")
-    if not isinstance(doc.get("per_language"), dict) or not isinstance(doc.get("all_languages"), dict):
-        raise ResultsError(f"{path}: missing 'per_language' or 'all_languages'")
-    for name in (*ATTRIBUTES, ALL):
-        _check_cell(doc["all_languages"].get(name), f"all_languages.{name}", path)
-        for lang in langs:
-            per = doc["per_language"].get(lang)
-            if not isinstance(per, dict):
-                raise ResultsError(f"{path}: missing per_language.{lang}")
-            _check_cell(per.get(name), f"per_language.{lang}.{name}", path)
-    alpha = (doc.get("interval") or {}).get("alpha")
-    if not _finite(alpha) or not 0 < alpha < 1:
-        raise ResultsError(f"{path}: 'interval.alpha' is missing or not in (0, 1)")
-    return doc
-
-
-def attribute_runs(paths: Sequence[str | os.PathLike[str]]) -> list[AttributeRun]:
-    """Load ``attributes.json`` files named explicitly; each path must end in :data:`LAYOUT`."""
-    runs: dict[tuple[str, str, str, int], AttributeRun] = {}
-    for p in paths:
-        path = Path(p)
-        parts = path.parts
-        if len(parts) < 5 or not parts[-2].startswith("seed") or not parts[-2][4:].isdigit():
-            raise ResultsError(f"{path}: expected a path ending in {LAYOUT}")
-        dataset, setting_name, objective = parts[-5], parts[-4], parts[-3]
-        if objective not in OBJECTIVES:
-            raise ResultsError(f"{path}: {objective!r} is not an objective ({', '.join(OBJECTIVES)}; layout {LAYOUT})")
-        setting = parse_setting(setting_name, path)
-        seed = int(parts[-2][4:])
-        key = (dataset, setting.name, objective, seed)
-        if key in runs:
-            raise ResultsError(f"{path} and {runs[key].path} are the same run {'/'.join(map(str, key))}")
-        runs[key] = AttributeRun(dataset, setting, objective, seed, path, load_attributes(path))
-    obj = {o: n for n, o in enumerate(OBJECTIVES)}
-    return sorted(runs.values(), key=lambda r: (r.dataset, r.setting.name, obj[r.objective], r.seed))

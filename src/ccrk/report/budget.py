@@ -25,16 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from ccrk.report.runs import (
-    DIRECTIONS,
-    OBJECTIVE_LABELS,
-    OBJECTIVES,
-    PretrainLog,
-    Results,
-    ResultsError,
-    discover,
-    discover_pretrain,
-)
+from ccrk.layout import OBJECTIVE_LABELS, OBJECTIVES
+from ccrk.report.logs import PretrainLog, discover_pretrain
+from ccrk.report.runs import DIRECTIONS, Results, ResultsError, discover
 
 #: The metrics of the study: each direction's R@1 averaged over languages, their mean, and MRV.
 R1_KEYS = {d: ("average", d, "R@1") for d in DIRECTIONS}
@@ -138,11 +131,11 @@ def budget_figure(frame: pd.DataFrame) -> Any:
     """Mean (IR+TR)/2 R@1 and MRV against pre-training steps: a line per objective through the seed means."""
     from matplotlib.lines import Line2D
 
-    from ccrk.report.figures import COLORS, _new_figure, _setting_label
+    from ccrk.report.figure_style import COLORS, new_figure, setting_label
 
     groups = list(dict.fromkeys(zip(frame["dataset"], frame["setting"])))
     values = [v for v in ("mean R@1", "MRV") if frame[v].notna().any()]
-    fig = _new_figure(figsize=(5.0 * len(values), 3.9 * len(groups)), layout="constrained")
+    fig = new_figure(figsize=(5.0 * len(values), 3.9 * len(groups)), layout="constrained")
     axes = fig.subplots(len(groups), len(values), squeeze=False)
     objectives = [o for o in OBJECTIVES if o in set(frame["objective"])]
     for row, (dataset, setting) in enumerate(groups):
@@ -163,7 +156,7 @@ def budget_figure(frame: pd.DataFrame) -> Any:
             ax.minorticks_off()
             ax.set_xlabel("pre-training steps")
             ax.set_ylabel("R@1 (%), mean of IR and TR" if value == "mean R@1" else "MRV (ranks; lower = consistent)")
-            ax.set_title(f"{dataset}, {_setting_label(setting)}")
+            ax.set_title(f"{dataset}, {setting_label(setting)}")
     handles: list[Any] = [Line2D([], [], color=COLORS[o], linewidth=2.0, marker="o", label=OBJECTIVE_LABELS[o])
                           for o in objectives]
     handles.append(Line2D([], [], color="0.3", marker="o", linestyle="none", alpha=0.55, label="one seed"))
@@ -179,15 +172,14 @@ def write_budget(lengths: Sequence[tuple[str | os.PathLike[str], str | os.PathLi
     Everything is read and checked before the first file is written.
     """
     from ccrk.atomic import atomic_write_text
+    from ccrk.report.figure_style import figure_style
     from ccrk.report.figures import save_figure
 
     frame = collect(lengths)
     if frame.empty:
         raise ResultsError("no evaluation runs under " + ", ".join(str(m) for m, _ in lengths))
-    from ccrk.report.figures import _style
-
     table = budget_table(frame, lengths)
-    with _style():
+    with figure_style():
         fig = budget_figure(frame)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

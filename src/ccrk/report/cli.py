@@ -63,9 +63,9 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    from ccrk.report.attributes import attribute_runs
+    from ccrk.report.attribute_runs import attribute_runs
     from ccrk.report.figures import write_figures
-    from ccrk.report.runs import collect_pretrain, discover_pretrain
+    from ccrk.report.logs import collect_pretrain, discover_pretrain
 
     if args.dpi < 10:
         raise ValueError(f"--dpi must be at least 10, got {args.dpi}")

@@ -24,12 +24,11 @@ so the same inputs give the same files.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import textwrap
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,98 +37,44 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from ccrk.atomic import atomic_open
 from ccrk.evaluation.rankset import RankSet
+from ccrk.layout import DATASETS, OBJECTIVE_LABELS, OBJECTIVES
 from ccrk.metrics import per_instance_rank_std
-from ccrk.report.attributes import ALL, ATTRIBUTES, SCORES, AttributeRun
-from ccrk.report.runs import (
-    DATASETS,
-    DIRECTION_LABELS,
-    DIRECTIONS,
-    OBJECTIVE_LABELS,
-    OBJECTIVES,
-    PretrainLog,
-    Results,
-    Run,
+from ccrk.report.attribute_runs import AttributeRun
+from ccrk.report.logs import PretrainLog
+from ccrk.report.runs import DIRECTION_LABELS, DIRECTIONS, Results, Run
+from ccrk.report.table import DATASET_NAMES, seed_mean
+from ccrk.report.figure_style import (
+    COLORS,
+    GROUP_ORDER,
+    ci_level,
+    figure_style,
+    legend_handles,
+    new_figure,
+    seeds_note,
+    setting_label,
 )
-from ccrk.report.tables import DATASET_NAMES, seed_mean
-
-def _new_figure(**kwargs: Any) -> Figure:
-    """A figure on its own Agg canvas: no pyplot, no global backend switch, no display needed."""
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    return fig
-
+from ccrk.report.attribute_figures import attribute_figure, attribute_language_figure
+from ccrk.report.training_figures import learning_figure, loss_figure
 
 FIGURES: tuple[str, ...] = ("recall_per_language", "rank_std", "rank_scatter", "loss_curves")
 #: Drawn only from ``ccrk attributes`` outputs (``write_figures(..., attributes=...)``).
 ATTRIBUTE_FIGURES: tuple[str, ...] = ("attribute_preference", "attribute_preference_per_language")
 #: Drawn when the pre-training runs logged validation (``ccrk pretrain --val-manifest``).
 LEARNING_FIGURES: tuple[str, ...] = ("learning_curves",)
-#: What the learning curves show, each a panel: validation value -> (title, y label).
-VALIDATION_CURVES: dict[str, tuple[str, str]] = {
-    "r1": ("validation R@1 (contrastive, both directions)", "R@1 (%)"),
-    "mrv": ("validation MRV (rank std across languages; lower is more consistent)", "MRV (ranks)"),
-    "itm_auc": ("matching head: AUC, own caption vs another image's", "AUC (0.5 = chance)"),
-}
 FORMATS: tuple[str, ...] = ("png", "pdf")
-LOSS_TERMS: dict[str, str] = {
-    "loss": "total loss",
-    "loss_itc": "ITC (contrastive; differs per objective)",
-    "loss_itm": "ITM (image-text matching)",
-    "loss_mlm": "MLM (masked language modelling)",
-}
-_PALETTE = sns.color_palette("colorblind")
-COLORS: dict[str, Any] = {"one_to_k": _PALETTE[3], "cross_lingual": _PALETTE[0], "cross_modal": _PALETTE[2]}
-
-
-@contextlib.contextmanager
-def _style() -> Iterator[None]:
-    rc = {
-        **sns.axes_style("whitegrid"),
-        **sns.plotting_context("paper", font_scale=1.15),
-        "axes.titleweight": "bold",
-        "figure.titlesize": "large",
-        "legend.frameon": False,
-        "pdf.fonttype": 42,  # TrueType: text stays text in the PDF
-        "svg.hashsalt": "ccrk",
-    }
-    with matplotlib.rc_context(rc):
-        yield
-
-
-def _setting_label(group: str) -> str:
-    if group.startswith("few_shot."):
-        return f"few-shot ({group.split('.')[1]} shots)"
-    return group.replace("_", " ")
-
-
-def _ci_level(results: Results) -> str:
-    alphas = results.alphas
-    return f"{100 * (1 - alphas[0]):g}% bootstrap CI" if len(alphas) == 1 else "bootstrap CI"
-
-
-def _legend_handles(objectives: Sequence[str]) -> list[Patch]:
-    return [Patch(color=COLORS[o], label=OBJECTIVE_LABELS[o]) for o in objectives]
-
 
 # -- (a) recall per language ---------------------------------------------------
 
 
-_GROUP_ORDER = ("zero_shot", "all_languages", "single_language", "few_shot")
 
 
 def _group_key(dataset: str, group: str) -> tuple[int, int, str]:
-    return (DATASETS.index(dataset), _GROUP_ORDER.index(group.split(".")[0]), group)
-
-
-def _seeds_note(seeds: set[int]) -> str:
-    return f"mean of {len(seeds)} seeds" if len(seeds) > 1 else f"seed {next(iter(seeds))}"
+    return (DATASETS.index(dataset), GROUP_ORDER.index(group.split(".")[0]), group)
 
 
 def recall_figure(results: Results) -> Figure:
@@ -148,7 +93,7 @@ def recall_figure(results: Results) -> Figure:
     keys = sorted(stats, key=lambda k: _group_key(*k))
     n_lang = max(len(langs[k]) for k in keys)
     width = min(18.0, max(9.0, 2 * (1.0 + 0.28 * n_lang * (1 + len(results.objectives)))))
-    fig = _new_figure(figsize=(width, 1.0 + 3.5 * len(keys)), layout="constrained")
+    fig = new_figure(figsize=(width, 1.0 + 3.5 * len(keys)), layout="constrained")
     axes = fig.subplots(len(keys), 2, squeeze=False)
     for row, key in enumerate(keys):
         languages = list(langs[key])
@@ -173,14 +118,14 @@ def recall_figure(results: Results) -> Figure:
             ax.set_xlim(-0.6 - pad, len(languages) - 0.4 + pad)
             ax.set_xlabel("test language")
             ax.set_ylabel("R@1 (%)")
-            ax.set_title(f"{DATASET_NAMES[key[0]]}, {_setting_label(key[1])} ({_seeds_note(seeds[key])})\n"
+            ax.set_title(f"{DATASET_NAMES[key[0]]}, {setting_label(key[1])} ({seeds_note(seeds[key])})\n"
                          f"{DIRECTION_LABELS[d]}")
             ax.grid(axis="x", visible=False)
         for col in range(2):
             axes[row, col].set_ylim(0, max(top * 1.08, 1.0))
-    fig.legend(handles=_legend_handles(results.objectives), loc="outside lower center",
+    fig.legend(handles=legend_handles(results.objectives), loc="outside lower center",
                ncols=len(results.objectives))
-    fig.suptitle(f"Recall@1 per test language (error bars: {_ci_level(results)} over test images)")
+    fig.suptitle(f"Recall@1 per test language (error bars: {ci_level(results)} over test images)")
     return fig
 
 
@@ -222,8 +167,8 @@ _STD_TICKS = (0, 0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000
 def rank_std_figure(results: Results, ranks: _Ranks) -> Figure:
     groups = _mrv_groups(results)
     if not groups:
-        return _no_mrv(_new_figure(figsize=(8, 3), layout="constrained"), "rank-std distribution")
-    fig = _new_figure(figsize=(11, 0.8 + 3.6 * len(groups)), layout="constrained")
+        return _no_mrv(new_figure(figsize=(8, 3), layout="constrained"), "rank-std distribution")
+    fig = new_figure(figsize=(11, 0.8 + 3.6 * len(groups)), layout="constrained")
     axes = fig.subplots(len(groups), 2, squeeze=False)
     for row, ((dataset, setting), by_obj) in enumerate(groups.items()):
         langs = by_obj[next(iter(by_obj))][0].mrv_languages
@@ -256,7 +201,7 @@ def rank_std_figure(results: Results, ranks: _Ranks) -> Figure:
             n_img = next(iter(by_obj.values()))[0].metrics.get("n_images", "?")
             seeds = {r.seed for runs in by_obj.values() for r in runs}
             pooled = f"pooled over {len(seeds)} seeds" if len(seeds) > 1 else f"seed {next(iter(seeds))}"
-            ax.set_title(f"{DATASET_NAMES[dataset]}, {_setting_label(setting)} ({n_img} images, {pooled})\n"
+            ax.set_title(f"{DATASET_NAMES[dataset]}, {setting_label(setting)} ({n_img} images, {pooled})\n"
                          f"{DIRECTION_LABELS[d]}")
     fig.suptitle("How differently each test image is ranked across languages (lower is more consistent)")
     return fig
@@ -282,10 +227,10 @@ def _plain_log_ticks(axis: Any) -> None:
 def rank_scatter_figure(results: Results, ranks: _Ranks) -> Figure:
     groups = _mrv_groups(results)
     if not groups:
-        return _no_mrv(_new_figure(figsize=(8, 3), layout="constrained"), "rank scatter")
+        return _no_mrv(new_figure(figsize=(8, 3), layout="constrained"), "rank scatter")
     ncols = max(len(by_obj) for by_obj in groups.values())
     width = 0.8 + 4.0 * ncols
-    fig = _new_figure(figsize=(width, 1.0 + 4.4 * len(groups)), layout="constrained")
+    fig = new_figure(figsize=(width, 1.0 + 4.4 * len(groups)), layout="constrained")
     grid = fig.subplots(len(groups), ncols, squeeze=False)
     for axes, ((dataset, setting), by_obj) in zip(grid, groups.items()):
         first = {o: by_obj[o][0] for o in OBJECTIVES if o in by_obj}  # the lowest seed of each objective
@@ -314,218 +259,13 @@ def rank_scatter_figure(results: Results, ranks: _Ranks) -> Figure:
             ax.set_title(f"{OBJECTIVE_LABELS[o]}: {ref} vs {other}\n"
                          f"Spearman ρ = {rho:.2f}, same rank for {100 * np.mean(x == y):.0f}%", fontsize="medium")
             ax.set_xlabel(f"rank + 1, {ref} caption")
-            row_label = f"{DATASET_NAMES[dataset]}, {_setting_label(setting)}, seed {','.join(map(str, seeds))}\n"
+            row_label = f"{DATASET_NAMES[dataset]}, {setting_label(setting)}, seed {','.join(map(str, seeds))}\n"
             ax.set_ylabel((row_label if col == 0 else "") + f"rank + 1, {other} caption")
         for ax in axes[len(mats):]:
             ax.axis("off")
     text = ("Text→image rank of each test image queried in English (else the first MRV language) and in the MRV "
             "language adding the most rank variance (log-log; marker area ∝ images; dashed: same rank)")
     fig.suptitle("\n".join(textwrap.wrap(text, width=int(8.5 * width))))
-    return fig
-
-
-# -- (d) pre-training losses ---------------------------------------------------
-
-
-def loss_figure(logs: Sequence[PretrainLog]) -> Figure:
-    frames = []
-    for log in logs:
-        df = pd.DataFrame(log.records)
-        df["objective"], df["seed"] = log.objective, log.seed
-        frames.append(df)
-    data = pd.concat(frames, ignore_index=True).sort_values(["objective", "seed", "step"], kind="stable")
-    terms = [t for t in LOSS_TERMS if t in data.columns and data[t].notna().any()]
-    objectives = [o for o in OBJECTIVES if o in set(data["objective"])]
-    ncols = 2 if len(terms) > 1 else 1
-    nrows = math.ceil(len(terms) / ncols)
-    fig = _new_figure(figsize=(5.6 * ncols, 0.9 + 3.5 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    multi = data.groupby("objective")["seed"].nunique().max() > 1
-    for ax, term in zip(axes, terms):
-        for o in objectives:
-            sub = data[data["objective"] == o]
-            for _, one in sub.groupby("seed"):
-                ax.plot(one["step"], one[term], color=COLORS[o], linewidth=0.8 if multi else 1.6,
-                        alpha=0.45 if multi else 1.0)
-            if sub["seed"].nunique() > 1:
-                wide = sub.pivot_table(index="step", columns="seed", values=term, aggfunc="last").dropna()
-                ax.plot(wide.index, wide.mean(axis=1), color=COLORS[o], linewidth=2.2)
-        ax.set_title(LOSS_TERMS[term])
-        ax.set_xlabel("pre-training step")
-        ax.set_ylabel("loss")
-    for ax in axes[len(terms):]:
-        ax.axis("off")
-    handles: list[Any] = [Line2D([], [], color=COLORS[o], linewidth=2.2, label=OBJECTIVE_LABELS[o]) for o in objectives]
-    if multi:
-        handles += [Line2D([], [], color="0.3", linewidth=0.8, alpha=0.6, label="one seed"),
-                    Line2D([], [], color="0.3", linewidth=2.2, label="mean over seeds")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
-    seeds = sorted(set(data["seed"]))
-    fig.suptitle(f"Pre-training losses ({'seeds' if len(seeds) > 1 else 'seed'} {','.join(map(str, seeds))})")
-    return fig
-
-
-def _per_objective_curves(ax: Any, data: pd.DataFrame, value: str, objectives: Sequence[str], multi: bool) -> None:
-    """Every seed a thin line, their mean a thick one, one colour an objective."""
-    for o in objectives:
-        sub = data[data["objective"] == o]
-        for _, one in sub.groupby("seed"):
-            ax.plot(one["step"], one[value], color=COLORS[o], linewidth=0.8 if multi else 1.6,
-                    alpha=0.45 if multi else 1.0, marker="." if not multi else None)
-        if sub["seed"].nunique() > 1:
-            wide = sub.pivot_table(index="step", columns="seed", values=value, aggfunc="last").dropna()
-            ax.plot(wide.index, wide.mean(axis=1), color=COLORS[o], linewidth=2.2)
-
-
-def learning_figure(logs: Sequence[PretrainLog]) -> Figure:
-    """Validation R@1, MRV and ITM AUC against pre-training step, per objective (``val.jsonl`` of each run)."""
-    frames = []
-    for log in logs:
-        if log.validation:
-            df = pd.DataFrame([{k: r.get(k) for k in ("step", *VALIDATION_CURVES)} for r in log.validation])
-            df["objective"], df["seed"] = log.objective, log.seed
-            frames.append(df)
-    if not frames:
-        raise ValueError("no pre-training run logged validation (ccrk pretrain --val-manifest): no learning curves")
-    data = pd.concat(frames, ignore_index=True).sort_values(["objective", "seed", "step"], kind="stable")
-    values = [v for v in VALIDATION_CURVES if data[v].notna().any()]
-    objectives = [o for o in OBJECTIVES if o in set(data["objective"])]
-    multi = data.groupby("objective")["seed"].nunique().max() > 1
-    fig = _new_figure(figsize=(5.2 * len(values), 4.4), layout="constrained")
-    axes = fig.subplots(1, len(values), squeeze=False).ravel()
-    for ax, value in zip(axes, values):
-        _per_objective_curves(ax, data.astype({value: float}), value, objectives, multi)
-        title, ylabel = VALIDATION_CURVES[value]
-        ax.set_title("\n".join(textwrap.wrap(title, 40)))
-        ax.set_xlabel("pre-training step")
-        ax.set_ylabel(ylabel)
-        if value == "itm_auc":
-            ax.axhline(0.5, color="0.4", linestyle="--", linewidth=1)
-    handles: list[Any] = [Line2D([], [], color=COLORS[o], linewidth=2.2, label=OBJECTIVE_LABELS[o]) for o in objectives]
-    if multi:
-        handles += [Line2D([], [], color="0.3", linewidth=0.8, alpha=0.6, label="one seed"),
-                    Line2D([], [], color="0.3", linewidth=2.2, label="mean over seeds")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
-    fig.suptitle("Learning curves: validation after every pre-training epoch (step 0: the initial weights)")
-    return fig
-
-
-# -- (e) near-duplicate preference per attribute ---------------------------------------
-
-
-_SCORE_LABELS = {"itc": "contrastive similarity (ITC)", "itm": "matching head (ITM)"}
-
-
-def _attribute_groups(runs: Sequence[AttributeRun]) -> dict[tuple[str, str], dict[str, list[AttributeRun]]]:
-    """(dataset, setting) -> objective -> runs (seeds in order), settings in the other figures' order."""
-    out: dict[tuple[str, str], dict[str, list[AttributeRun]]] = defaultdict(lambda: defaultdict(list))
-    for r in runs:
-        out[r.dataset, r.setting.name][r.objective].append(r)
-    order = sorted(out, key=lambda k: (DATASETS.index(k[0]) if k[0] in DATASETS else len(DATASETS),
-                                       _GROUP_ORDER.index(k[1].split(".")[0]), k[1]))
-    return {k: {o: out[k][o] for o in OBJECTIVES if o in out[k]} for k in order}
-
-
-def _seed_cell(
-    runs: Sequence[AttributeRun], language: str | None, attribute: str, score: str
-) -> dict[str, float] | None:
-    """Seed mean of a cell's value and bounds (as the tables average seeds); None where no seed has a caption."""
-    stats = [r.cell(language, attribute)[score] for r in runs
-             if language is None or language in r.doc["per_language"]]
-    stats = [s for s in stats if s is not None]
-    return seed_mean(stats) if stats else None
-
-
-def _interval_note(runs: Sequence[AttributeRun]) -> str:
-    alphas = sorted({float(r.doc["interval"]["alpha"]) for r in runs})
-    level = f"{100 * (1 - alphas[0]):g}% " if len(alphas) == 1 else ""
-    return f"{level}bootstrap CI over near-duplicate pairs, mean over seeds"
-
-
-def attribute_figure(runs: Sequence[AttributeRun]) -> Figure:
-    groups = _attribute_groups(runs)
-    names = [*ATTRIBUTES, ALL]
-    fig = _new_figure(figsize=(12.0, 1.2 + 3.6 * len(groups)), layout="constrained")
-    axes = fig.subplots(len(groups), len(SCORES), squeeze=False, sharey=True)
-    for row, ((dataset, setting), by_obj) in enumerate(groups.items()):
-        objectives = list(by_obj)
-        bar = 0.8 / len(objectives)
-        x = np.arange(len(names))
-        first = next(iter(by_obj.values()))[0]
-        n = [first.cell(None, name)["n"] for name in names]
-        seeds = {r.seed for rs in by_obj.values() for r in rs}
-        languages = list(dict.fromkeys(lang for rs in by_obj.values() for r in rs for lang in r.doc["languages"]))
-        for col, score in enumerate(SCORES):
-            ax = axes[row, col]
-            for k, o in enumerate(objectives):
-                cells = [_seed_cell(by_obj[o], None, name, score) for name in names]
-                present = [i for i, c in enumerate(cells) if c is not None]
-                v = np.array([cells[i]["value"] for i in present])
-                lo = np.array([cells[i]["low"] for i in present])
-                hi = np.array([cells[i]["high"] for i in present])
-                ax.bar(x[present] + (k - (len(objectives) - 1) / 2) * bar, v, bar * 0.92, color=COLORS[o],
-                       yerr=np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)]),
-                       error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "0.2"}, label=OBJECTIVE_LABELS[o])
-            ax.axhline(0.5, color="0.25", linestyle="--", linewidth=1.1, zorder=0)
-            ax.axvline(len(ATTRIBUTES) - 0.5, color="0.75", linewidth=0.8)
-            ax.set_xticks(x, [f"{name}\n(n={c})" for name, c in zip(names, n)])
-            ax.set_xlim(-0.6, len(names) - 0.4)
-            ax.set_ylim(0, 1.02)
-            ax.set_xlabel("attribute that differs from the near-duplicate (n: captions)")
-            ax.set_ylabel("fraction preferring own image")
-            ax.set_title(f"{DATASET_NAMES.get(dataset, dataset)}, {_setting_label(setting)} "
-                         f"({_seeds_note(seeds)}; {','.join(languages)} pooled)\n{_SCORE_LABELS[score]}")
-            ax.grid(axis="x", visible=False)
-    handles: list[Any] = _legend_handles([o for o in OBJECTIVES if any(r.objective == o for r in runs)])
-    handles.append(Line2D([], [], color="0.25", linestyle="--", linewidth=1.1, label="chance (0.5)"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
-    fig.suptitle("How often a caption scores its own image above the near-duplicate that differs in one attribute\n"
-                 f"(error bars: {_interval_note(runs)})")
-    return fig
-
-
-def attribute_language_figure(runs: Sequence[AttributeRun]) -> Figure:
-    groups = _attribute_groups(runs)
-    ncols = max(len(by_obj) for by_obj in groups.values())
-    rows = [(key, score) for key in groups for score in SCORES]
-    n_lang = max(len(r.doc["languages"]) for r in runs)
-    fig = _new_figure(figsize=(0.8 + 4.6 * ncols, 1.0 + (0.9 + 0.32 * n_lang) * len(rows)), layout="constrained")
-    axes = fig.subplots(len(rows), ncols, squeeze=False)
-    cmap = sns.color_palette("vlag_r", as_cmap=True)  # red below chance, white at 0.5, blue above
-    image = None
-    for (key, score), ax_row in zip(rows, axes):
-        dataset, setting = key
-        by_obj = groups[key]
-        languages = list(dict.fromkeys(lang for rs in by_obj.values() for r in rs for lang in r.doc["languages"]))
-        seeds = {r.seed for rs in by_obj.values() for r in rs}
-        for col, (ax, o) in enumerate(zip(ax_row, by_obj)):
-            columns = [*ATTRIBUTES, ALL]
-            grid = np.full((len(languages), len(columns)), np.nan)
-            for i, lang in enumerate(languages):
-                for j, name in enumerate(columns):
-                    cell = _seed_cell(by_obj[o], lang, name, score)
-                    if cell is None:
-                        continue
-                    grid[i, j] = cell["value"]
-                    off_chance = cell["low"] > 0.5 or cell["high"] < 0.5
-                    ax.text(j, i, f"{cell['value']:.2f}" + ("*" if off_chance else ""), ha="center", va="center",
-                            fontsize="small", color="white" if abs(cell["value"] - 0.5) > 0.35 else "black")
-            image = ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
-            ax.axvline(len(ATTRIBUTES) - 0.5, color="white", linewidth=3)
-            ax.set_xticks(np.arange(len(columns)), columns)
-            ax.set_yticks(np.arange(len(languages)), languages)
-            ax.grid(False)
-            ax.set_title(f"{OBJECTIVE_LABELS[o]}, {score.upper()}", fontsize="medium")
-            if col == 0:
-                ax.set_ylabel(f"{DATASET_NAMES.get(dataset, dataset)}, {_setting_label(setting)}\n"
-                              f"({_seeds_note(seeds)})\ncaption language")
-        for ax in ax_row[len(by_obj):]:
-            ax.axis("off")
-    if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.6, label="prefers its own image (0.5 = chance)")
-    fig.suptitle("Own image over its near-duplicate, per caption language and differing attribute (all: every "
-                 "attribute)\n"
-                 f"(* : the {_interval_note(runs)} excludes 0.5)")
     return fig
 
 
@@ -536,7 +276,7 @@ def build_figures(
     results: Results, logs: Sequence[PretrainLog], attributes: Sequence[AttributeRun] = ()
 ) -> dict[str, Figure]:
     ranks = _Ranks()
-    with _style():
+    with figure_style():
         figures = {
             "recall_per_language": recall_figure(results),
             "rank_std": rank_std_figure(results, ranks),
@@ -583,7 +323,7 @@ def write_figures(
     """
     figures = build_figures(results, logs, attributes)
     written = []
-    with _style():
+    with figure_style():
         for name in (*FIGURES, *LEARNING_FIGURES, *ATTRIBUTE_FIGURES):
             if name in figures:
                 written += save_figure(figures[name], out_dir, name, dpi=dpi)

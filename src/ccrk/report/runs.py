@@ -1,12 +1,13 @@
 """Find and load the evaluation outputs the tables and figures are made from.
 
-The inputs are a fixed directory layout (what the workflow's ``evaluate``,
-``compare`` and ``pretrain`` rules write)::
+The inputs are a fixed directory layout (what the workflow's ``evaluate`` and
+``compare`` rules write; :mod:`ccrk.layout` names its parts)::
 
     <metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/metrics.json   ccrk evaluate
     <metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/ranks.npz      (beside it)
     <metrics_dir>/<dataset>/<setting>/compare/seed<seed>/<a>-vs-<b>.json    ccrk compare --out
-    <pretrain_dir>/<objective>/seed<seed>/metrics.jsonl                     ccrk pretrain
+
+The pre-training logs are read by :mod:`ccrk.report.logs`.
 
 - ``dataset``: ``xflickrco``, ``wit``, ``multi30k``, ``mscoco`` (the paper's) or
   ``synth`` (the embedded synthetic benchmark).
@@ -34,21 +35,20 @@ from pathlib import Path
 from typing import Any
 
 from ccrk.evaluation.rankset import RankSet
+from ccrk.layout import (
+    COMPARE_DIR,
+    DATASETS,
+    METRICS_FILE,
+    OBJECTIVES,
+    RANKS_FILE,
+    Setting,
+    SettingError,
+    parse_compare_name,
+)
+from ccrk.layout import parse_setting as _parse_setting_name
 
-DATASETS: tuple[str, ...] = ("xflickrco", "wit", "multi30k", "mscoco", "synth")
-OBJECTIVES: tuple[str, ...] = ("one_to_k", "cross_lingual", "cross_modal")
-#: How the paper (and every table and figure) names the objectives.
-OBJECTIVE_LABELS: dict[str, str] = {
-    "one_to_k": "1-to-K", "cross_lingual": "cross-lingual", "cross_modal": "cross-modal",
-}
 DIRECTIONS: tuple[str, ...] = ("t2i", "i2t")
 DIRECTION_LABELS: dict[str, str] = {"t2i": "text→image (IR)", "i2t": "image→text (TR)", "mean": "mean of both"}
-
-METRICS_FILE = "metrics.json"
-RANKS_FILE = "ranks.npz"
-PRETRAIN_LOG = "metrics.jsonl"
-PRETRAIN_VAL_LOG = "val.jsonl"  # ccrk pretrain --val-manifest: the learning curve
-COMPARE_DIR = "compare"
 METRICS_FORMAT = "ccrk.metrics/1"
 COMPARE_FORMAT = "ccrk.compare/1"
 
@@ -56,60 +56,21 @@ LAYOUT = (
     "<metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/{metrics.json,ranks.npz} and "
     "<metrics_dir>/<dataset>/<setting>/compare/seed<seed>/one_to_k-vs-<baseline>.json"
 )
-PRETRAIN_LAYOUT = "<pretrain_dir>/<objective>/seed<seed>/metrics.jsonl"
 
-_SETTING = re.compile(r"(zero_shot|all_languages)|single_language\.([a-z]{2})|few_shot\.([a-z]{2})\.([0-9]+)")
 _SEED = re.compile(r"seed([0-9]+)")
-_PAIR = re.compile(r"([a-z_]+)-vs-([a-z_]+)\.json")
 
 
 class ResultsError(ValueError):
     """An input that does not fit the layout or its format; the message names the path."""
 
 
-@dataclass(frozen=True)
-class Setting:
-    """A ccrk setting name and what it means."""
-
-    name: str
-    regime: str
-    language: str | None = None
-    shots: int | None = None
-
-    @property
-    def per_language(self) -> bool:
-        """Fine-tuned for (and tested on) one language: one run a language makes up the setting."""
-        return self.language is not None
-
-    @property
-    def group(self) -> str:
-        """The setting without its language.
-
-        ``zero_shot``, ``all_languages``, ``single_language`` or ``few_shot.<shots>``.
-        """
-        return f"few_shot.{self.shots}" if self.regime == "few_shot" else self.regime
-
-    @property
-    def paper_setting(self) -> str:
-        """The row block of Table 1 the setting belongs to."""
-        if self.per_language:
-            return "few_shot_or_single_language"
-        return self.regime
-
-
 def parse_setting(name: str, path: Path | None = None) -> Setting:
-    m = _SETTING.fullmatch(name)
-    if m is None:
+    """The setting a directory is named after; a :class:`ResultsError` naming ``path`` for any other name."""
+    try:
+        return _parse_setting_name(name)
+    except SettingError as err:
         where = f"{path}: " if path is not None else ""
-        raise ResultsError(
-            f"{where}{name!r} is not a setting; expected zero_shot, all_languages, single_language.<lang> "
-            f"or few_shot.<lang>.<shots> (layout: {LAYOUT})"
-        )
-    if m.group(1):
-        return Setting(name, m.group(1))
-    if m.group(2):
-        return Setting(name, "single_language", language=m.group(2))
-    return Setting(name, "few_shot", language=m.group(3), shots=int(m.group(4)))
+        raise ResultsError(f"{where}{err} (layout: {LAYOUT})") from None
 
 
 @dataclass(frozen=True)
@@ -195,17 +156,7 @@ class Results:
         return sorted({r.alpha for r in self.runs})
 
 
-@dataclass(frozen=True)
-class PretrainLog:
-    objective: str
-    seed: int
-    path: Path
-    records: list[dict[str, Any]] = field(repr=False, compare=False)
-    #: ``val.jsonl`` beside it (``ccrk pretrain --val-manifest``): R@1, MRV and ITM AUC per epoch; empty if none.
-    validation: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
-
-
-def _entries(directory: Path) -> list[Path]:
+def entries(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if not p.name.startswith("."))
 
 
@@ -221,11 +172,11 @@ def _read_json(path: Path, what: str) -> Any:
                            f"expected {what}") from err
 
 
-def _is_number(x: Any) -> bool:
+def is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _is_real(x: Any) -> bool:
+def is_real(x: Any) -> bool:
     """A number, NaN included (a diverged training step logs one)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -237,7 +188,7 @@ def _check_stat(tree: Any, key: tuple[str, ...], path: Path) -> None:
             raise ResultsError(f"{path}: missing {'.'.join(key[: n + 1])} (not a complete ccrk evaluate metrics.json)")
         node = node[part]
     for bound in ("value", "low", "high"):
-        if not isinstance(node, dict) or not _is_number(node.get(bound)):
+        if not isinstance(node, dict) or not is_number(node.get(bound)):
             raise ResultsError(f"{path}: {'.'.join(key)}.{bound} is missing or not a finite number")
 
 
@@ -254,7 +205,7 @@ def load_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(languages, list) or not languages or not all(isinstance(x, str) for x in languages):
         raise ResultsError(f"{path}: 'languages' must be a non-empty list of language codes")
     boot = doc.get("bootstrap")
-    if not isinstance(boot, dict) or not _is_number(boot.get("alpha")) or not 0 < boot["alpha"] < 1:
+    if not isinstance(boot, dict) or not is_number(boot.get("alpha")) or not 0 < boot["alpha"] < 1:
         raise ResultsError(f"{path}: 'bootstrap.alpha' is missing or not in (0, 1)")
     for lang in languages:
         for d in DIRECTIONS:
@@ -293,22 +244,22 @@ def load_comparison(path: str | os.PathLike[str]) -> dict[str, Any]:
     for n, row in enumerate(rows):
         if not isinstance(row, dict) or any(k not in row for k in _COMPARE_KEYS):
             raise ResultsError(f"{path}: metrics[{n}] lacks one of {list(_COMPARE_KEYS)}")
-        if not all(_is_number(row[k]) for k in ("a", "b", "diff", "low", "high", "p_value")):
+        if not all(is_number(row[k]) for k in ("a", "b", "diff", "low", "high", "p_value")):
             raise ResultsError(f"{path}: metrics[{n}] ({row['metric']}) holds a value that is not a finite number")
     boot = doc.get("bootstrap")
-    if not isinstance(boot, dict) or not _is_number(boot.get("alpha")):
+    if not isinstance(boot, dict) or not is_number(boot.get("alpha")):
         raise ResultsError(f"{path}: 'bootstrap.alpha' is missing")
     return doc
 
 
-def _seed_of(path: Path, layout: str) -> int:
+def seed_of(path: Path, layout: str) -> int:
     m = _SEED.fullmatch(path.name)
     if m is None or not path.is_dir():
         raise ResultsError(f"{path}: expected a directory seed<N> (layout: {layout})")
     return int(m.group(1))
 
 
-def _check_unique_seeds(seed_dirs: list[Path]) -> None:
+def check_unique_seeds(seed_dirs: list[Path]) -> None:
     seen: dict[int, Path] = {}
     for p in seed_dirs:
         seed = int(p.name[4:])
@@ -318,7 +269,7 @@ def _check_unique_seeds(seed_dirs: list[Path]) -> None:
 
 
 def _load_run(dataset: str, setting: Setting, objective: str, seed_dir: Path) -> Run:
-    seed = _seed_of(seed_dir, LAYOUT)
+    seed = seed_of(seed_dir, LAYOUT)
     metrics_path, ranks_path = seed_dir / METRICS_FILE, seed_dir / RANKS_FILE
     for needed in (metrics_path, ranks_path):
         if not needed.is_file():
@@ -335,20 +286,26 @@ def _load_run(dataset: str, setting: Setting, objective: str, seed_dir: Path) ->
     return Run(dataset, setting, objective, seed, seed_dir, metrics)
 
 
+def _objective_pair(name: str) -> tuple[str, str] | None:
+    """The two objectives a comparison file is named after, or None when the name is not one."""
+    pair = parse_compare_name(name)
+    return pair if pair is not None and all(o in OBJECTIVES for o in pair) else None
+
+
 def _load_comparisons(dataset: str, setting: Setting, compare_dir: Path) -> list[Comparison]:
     out = []
-    seed_dirs = _entries(compare_dir)
+    seed_dirs = entries(compare_dir)
     for seed_dir in seed_dirs:
-        seed = _seed_of(seed_dir, LAYOUT)
-        for path in _entries(seed_dir):
-            m = _PAIR.fullmatch(path.name)
-            if m is None or m.group(1) not in OBJECTIVES or m.group(2) not in OBJECTIVES or not path.is_file():
+        seed = seed_of(seed_dir, LAYOUT)
+        for path in entries(seed_dir):
+            pair = _objective_pair(path.name)
+            if pair is None or not path.is_file():
                 raise ResultsError(
                     f"{path}: expected a file <objective>-vs-<objective>.json, e.g. one_to_k-vs-cross_modal.json "
                     f"(layout: {LAYOUT})"
                 )
-            out.append(Comparison(dataset, setting, seed, m.group(1), m.group(2), path, load_comparison(path)))
-    _check_unique_seeds(seed_dirs)
+            out.append(Comparison(dataset, setting, seed, *pair, path, load_comparison(path)))
+    check_unique_seeds(seed_dirs)
     return out
 
 
@@ -359,25 +316,25 @@ def discover(metrics_dir: str | os.PathLike[str]) -> Results:
         raise FileNotFoundError(f"metrics directory {root} does not exist (expected {LAYOUT})")
     runs: list[Run] = []
     comparisons: list[Comparison] = []
-    for ds_dir in _entries(root):
+    for ds_dir in entries(root):
         if ds_dir.name not in DATASETS or not ds_dir.is_dir():
             raise ResultsError(f"{ds_dir}: not a dataset directory; expected one of {', '.join(DATASETS)} "
                                f"(layout: {LAYOUT})")
-        for st_dir in _entries(ds_dir):
+        for st_dir in entries(ds_dir):
             if not st_dir.is_dir():
                 raise ResultsError(f"{st_dir}: expected a setting directory (layout: {LAYOUT})")
             setting = parse_setting(st_dir.name, st_dir)
-            for ob_dir in _entries(st_dir):
+            for ob_dir in entries(st_dir):
                 if ob_dir.name == COMPARE_DIR and ob_dir.is_dir():
                     comparisons.extend(_load_comparisons(ds_dir.name, setting, ob_dir))
                     continue
                 if ob_dir.name not in OBJECTIVES or not ob_dir.is_dir():
                     raise ResultsError(f"{ob_dir}: expected an objective directory ({', '.join(OBJECTIVES)}) or "
                                        f"{COMPARE_DIR}/ (layout: {LAYOUT})")
-                seed_dirs = _entries(ob_dir)
+                seed_dirs = entries(ob_dir)
                 for seed_dir in seed_dirs:
                     runs.append(_load_run(ds_dir.name, setting, ob_dir.name, seed_dir))
-                _check_unique_seeds(seed_dirs)
+                check_unique_seeds(seed_dirs)
     if not runs:
         raise ResultsError(f"no evaluation runs under {root} (expected {LAYOUT})")
     return _sorted_results(root, runs, comparisons)
@@ -428,100 +385,16 @@ def collect(metrics_files: Sequence[str | os.PathLike[str]],
     comparisons: list[Comparison] = []
     for given in compare_files:
         path = Path(given)
-        m = _PAIR.fullmatch(path.name)
+        pair = _objective_pair(path.name)
         compare_dir = path.parent.parent
-        if m is None or m.group(1) not in OBJECTIVES or m.group(2) not in OBJECTIVES or compare_dir.name != COMPARE_DIR:
+        if pair is None or compare_dir.name != COMPARE_DIR:
             raise ResultsError(f"{path}: expected <dataset>/<setting>/{COMPARE_DIR}/seed<seed>/<a>-vs-<b>.json "
                                f"(layout: {LAYOUT})")
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist (ccrk compare --out writes it)")
         dataset = _named(compare_dir.parent.parent, "a dataset", DATASETS)
         setting = parse_setting(compare_dir.parent.name, compare_dir.parent)
-        comparisons.append(Comparison(dataset, setting, _seed_of(path.parent, LAYOUT), m.group(1), m.group(2), path,
+        comparisons.append(Comparison(dataset, setting, seed_of(path.parent, LAYOUT), *pair, path,
                                       load_comparison(path)))
     root = Path(os.path.commonpath([str(Path(p).parent.parent.parent.parent) for p in metrics_files]))
     return _sorted_results(root, runs, comparisons)
-
-
-def _read_log_records(path: Path, first: str, second: str, second_may_be_nan: bool, what: str) -> list[dict[str, Any]]:
-    """JSON Lines records of a training log, each with a finite number at ``first`` and a number at ``second``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ResultsError(f"{path}: not UTF-8 text ({err})") from err
-    records = []
-    number_ok = _is_real if second_may_be_nan else _is_number
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ResultsError(f"{path}:{n}: not a JSON record ({err.msg})") from err
-        if not isinstance(rec, dict) or not _is_number(rec.get(first)) or not number_ok(rec.get(second)):
-            raise ResultsError(f"{path}:{n}: a {what} record needs a numeric '{first}' and '{second}'")
-        records.append(rec)
-    return records
-
-
-def read_pretrain_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a pre-training ``metrics.jsonl``; each needs a ``step`` and a ``loss``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing (the metrics.jsonl ccrk pretrain writes)")
-    records = _read_log_records(path, "step", "loss", True, "training")  # a diverged step logs NaN
-    if not records:
-        raise ResultsError(f"{path}: holds no records")
-    return records
-
-
-def read_validation_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a pre-training ``val.jsonl`` (``ccrk pretrain --val-manifest``); each needs a ``step`` and an ``r1``."""
-    return _read_log_records(Path(path), "step", "r1", False, "validation")
-
-
-def collect_pretrain(log_files: Sequence[str | os.PathLike[str]]) -> list[PretrainLog]:
-    """The pre-training logs named (``<objective>/seed<seed>/metrics.jsonl``, ``val.jsonl`` read beside each)."""
-    logs = []
-    seen: dict[tuple[str, int], Path] = {}
-    for given in log_files:
-        path = Path(given)
-        if path.name != PRETRAIN_LOG:
-            raise ResultsError(f"{path}: expected a pre-training {PRETRAIN_LOG} (layout: {PRETRAIN_LAYOUT})")
-        seed = _seed_of(path.parent, PRETRAIN_LAYOUT)
-        objective = path.parent.parent.name
-        if objective not in OBJECTIVES:
-            raise ResultsError(f"{path}: expected an objective directory ({', '.join(OBJECTIVES)}) "
-                               f"(layout: {PRETRAIN_LAYOUT})")
-        if (objective, seed) in seen:
-            raise ResultsError(f"{path} and {seen[(objective, seed)]} are the same run")
-        seen[(objective, seed)] = path
-        val = path.parent / PRETRAIN_VAL_LOG
-        validation = read_validation_log(val) if val.is_file() else []
-        logs.append(PretrainLog(objective, seed, path, read_pretrain_log(path), validation))
-    if not logs:
-        raise ResultsError(f"no pre-training logs given (expected files like {PRETRAIN_LAYOUT})")
-    return logs
-
-
-def discover_pretrain(pretrain_dir: str | os.PathLike[str]) -> list[PretrainLog]:
-    """Every pre-training log under ``pretrain_dir`` (layout ``<objective>/seed<seed>/metrics.jsonl``)."""
-    root = Path(pretrain_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"pre-training directory {root} does not exist (expected {PRETRAIN_LAYOUT})")
-    logs = []
-    for ob_dir in _entries(root):
-        if ob_dir.name not in OBJECTIVES or not ob_dir.is_dir():
-            raise ResultsError(f"{ob_dir}: expected an objective directory ({', '.join(OBJECTIVES)}) "
-                               f"(layout: {PRETRAIN_LAYOUT})")
-        seed_dirs = _entries(ob_dir)
-        for seed_dir in seed_dirs:
-            seed = _seed_of(seed_dir, PRETRAIN_LAYOUT)
-            path = seed_dir / PRETRAIN_LOG
-            val = seed_dir / PRETRAIN_VAL_LOG
-            validation = read_validation_log(val) if val.is_file() else []
-            logs.append(PretrainLog(ob_dir.name, seed, path, read_pretrain_log(path), validation))
-        _check_unique_seeds(seed_dirs)
-    if not logs:
-        raise ResultsError(f"no pre-training logs under {root} (expected {PRETRAIN_LAYOUT})")
-    return logs

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ccrk.config import check_keys
 from ccrk.synth.languages import LANGUAGE_CODES
 from ccrk.synth.noise import DEFAULT_RATES, NoiseRates
 
@@ -66,11 +67,7 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str = "synth") -> "SynthConfig":
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise KeyError(f"{where}: unknown key(s) {', '.join(where + '.' + k for k in unknown)}; expected one of {sorted(known)}")
+        data = check_keys(data, (f.name for f in fields(cls)), where)
         def whole(key: str, value: Any) -> int:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{where}.{key} must be a whole number, got {value!r}")
@@ -89,9 +86,7 @@ class SynthConfig:
         if "images" in data:
             if not isinstance(data["images"], dict):
                 raise ValueError(f"{where}.images must map splits to image counts, got {data['images']!r}")
-            bad = sorted(set(data["images"]) - set(SPLITS))
-            if bad:
-                raise KeyError(f"{where}.images: unknown split(s) {bad}; expected {list(SPLITS)}")
+            check_keys(data["images"], SPLITS, f"{where}.images")
             data["images"] = {**cls().images, **{k: whole(f"images.{k}", v) for k, v in data["images"].items()}}
         if "noise" in data:
             noise = dict(DEFAULT_RATES)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ccrk.config import check_keys
 from ccrk.synth.scene import DROPPABLE, SUBSTITUTABLE, VALUES, Description
 
 ERROR_KINDS: tuple[str, ...] = ("substitute", "drop_attribute", "drop_object")
@@ -47,9 +48,7 @@ class NoiseRates:
 
     @classmethod
     def from_dict(cls, data: dict[str, float], where: str = "noise") -> "NoiseRates":
-        unknown = set(data) - set(ERROR_KINDS)
-        if unknown:
-            raise KeyError(f"{where}: unknown noise key(s) {sorted(unknown)}; expected {list(ERROR_KINDS)}")
+        check_keys(data, ERROR_KINDS, where)
         for key, value in data.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{where}.{key} must be a number in [0, 1], got {value!r}")

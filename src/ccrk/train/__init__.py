@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    "REGIMES": "ccrk.train.finetune",
+    "REGIMES": "ccrk.layout",
     "Engine": "ccrk.train.engine",
     "FinetuneConfig": "ccrk.train.config",
     "FinetuneSpec": "ccrk.train.finetune",

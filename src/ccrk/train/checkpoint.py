@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -25,9 +24,10 @@ FORMAT = "ccrk.checkpoint/1"
 REQUIRED_KEYS = ("format", "model", "optimizer", "scheduler", "scaler", "state", "rng", "config", "git_revision")
 _NAME = re.compile(r"^step_(\d{7,})\.pt$")
 
-#: Test hook: SIGKILL this process after the checkpoint of this step is written
-#: to its temporary file and before it is renamed into place.
-KILL_IN_SAVE_ENV = "CCRK_TRAIN_KILL_IN_SAVE"
+#: Called with (step, open temporary file) once a checkpoint is written and before it is renamed into place.
+#: Empty in production; the tests install a kill -9 here (``tests/faults``) to check that a half-saved
+#: checkpoint is never loaded.
+BEFORE_RENAME_HOOKS: list[Callable[[int, IO[bytes]], None]] = []
 
 
 def checkpoint_path(directory: str | os.PathLike[str], step: int) -> Path:
@@ -58,13 +58,6 @@ def remove_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def _kill_hook(step: int, handle: Any) -> None:
-    target = os.environ.get(KILL_IN_SAVE_ENV)
-    if target is not None and target.strip() and int(target) == step:
-        handle.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def save_checkpoint(directory: str | os.PathLike[str], step: int, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (which must satisfy :data:`REQUIRED_KEYS`) atomically as the checkpoint of ``step``."""
     missing = [key for key in REQUIRED_KEYS if key not in payload]
@@ -73,7 +66,8 @@ def save_checkpoint(directory: str | os.PathLike[str], step: int, payload: dict[
     path = checkpoint_path(directory, step)
     with atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
-        _kill_hook(step, handle)
+        for hook in BEFORE_RENAME_HOOKS:
+            hook(step, handle)
     return path
 
 
@@ -116,15 +110,3 @@ def prune_checkpoints(directory: str | os.PathLike[str], keep_last: int) -> list
     for path in doomed:
         path.unlink(missing_ok=True)
     return doomed
-
-
-def git_revision(cwd: str | os.PathLike[str] | None = None) -> str:
-    """``git rev-parse HEAD`` of the source tree, or ``unknown`` outside a work tree or without git."""
-    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head or "unknown"

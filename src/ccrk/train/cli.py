@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-#: Kept here (not imported from the modules that use them) so ``ccrk --help`` stays light.
-OBJECTIVES: tuple[str, ...] = ("one_to_k", "cross_lingual", "cross_modal")
-REGIMES: tuple[str, ...] = ("zero_shot", "single_language", "all_languages", "few_shot")
+from ccrk.layout import OBJECTIVES, REGIMES
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -33,16 +31,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_launcher_args(p)
 
 
-def _launch(trainer, args: argparse.Namespace, config: dict, name: str) -> int:  # noqa: ANN001
-    from ccrk.launch import launch, slurm_params_from_args
-
-    slurm = slurm_params_from_args(args, config) if args.launcher == "slurm" else None
-    launch(trainer, launcher=args.launcher, slurm=slurm, name=name)
-    return 0
-
-
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from ccrk.config import load_config
+    from ccrk.launch import launch_from_args
     from ccrk.train.trainer import Pretrainer, PretrainSpec
 
     config = load_config(args.config, args.overrides)
@@ -53,11 +44,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         captions=None if args.captions is None else str(args.captions),
         val_manifest=None if args.val_manifest is None else str(args.val_manifest),
     )
-    return _launch(Pretrainer(spec, resume=args.resume), args, config, f"pretrain-{args.objective or 'default'}")
+    launch_from_args(Pretrainer(spec, resume=args.resume), args, config, f"pretrain-{args.objective or 'default'}")
+    return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from ccrk.config import load_config
+    from ccrk.launch import launch_from_args
     from ccrk.train.finetune import Finetuner, FinetuneSpec
 
     config = load_config(args.config, args.overrides)
@@ -68,7 +61,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         image_root=None if args.image_root is None else str(args.image_root), seed=args.seed,
         progress=args.progress, check_images=args.check_images,
     )
-    return _launch(Finetuner(spec, resume=args.resume), args, config, f"finetune-{args.regime}")
+    launch_from_args(Finetuner(spec, resume=args.resume), args, config, f"finetune-{args.regime}")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

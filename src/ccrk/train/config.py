@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccrk.config import ConfigError
+from ccrk.config import ConfigError, check_keys
 
 SCHEDULES: tuple[str, ...] = ("linear", "constant")
 #: ``adamw`` is the paper's; ``sgd`` (momentum 0.9) updates linearly in the gradient, which is what makes
@@ -34,15 +34,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _strict_keys(data: Any, known: set[str], where: str) -> dict[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - known)
-    if unknown:
-        names = ", ".join(f"{where}.{k}" for k in unknown)
-        raise ConfigError(f"unknown key(s) {names}; allowed keys are {sorted(known)}")
-    return copy.deepcopy(dict(data))
+    return copy.deepcopy(check_keys(data, known, where))
 
 
 #: Keys of :class:`TrainConfig` that count something (a whole number; ``2.0`` is read as ``2``).

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +26,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from ccrk import provenance
 from ccrk.data.dataset import EpochSampler
+from ccrk.layout import TRAIN_LOG
 from ccrk.train import checkpoint as ckpt
 from ccrk.train.builders import check_resume_config
 from ccrk.train.config import TrainConfig
@@ -37,11 +38,10 @@ from ccrk.train.optim import StepPlan, build_optimizer, build_scheduler, plan_st
 from ccrk.train.precision import resolve_precision
 from ccrk.train.seeding import capture_rng_state, restore_rng_state, seed_global_rng, step_generator
 
-#: Test hook: SIGKILL the process right after this optimiser step (and its checkpoint, if one is due).
-KILL_AFTER_STEP_ENV = "CCRK_TRAIN_KILL_AFTER_STEP"
-#: Test hook: after this step (and its checkpoint) wait to be pre-empted, in a job's first run only
-#: (``SLURM_RESTART_COUNT`` unset or 0) - so a test can requeue a Slurm job at a known point.
-PAUSE_AFTER_STEP_ENV = "CCRK_TRAIN_PAUSE_AFTER_STEP"
+#: Called with the engine after every optimiser step, once its log line and checkpoint (if one is due) are
+#: written. Empty in production; the tests install fault injections here (``tests/faults``: kill -9 or wait
+#: to be pre-empted at a known step).
+STEP_END_HOOKS: list[Callable[[Engine], None]] = []
 
 
 @dataclass
@@ -112,7 +112,7 @@ class Engine:
         self.on_epoch_end = on_epoch_end
         self.checkpoint_each_epoch = checkpoint_each_epoch
         self.show_progress = progress
-        self.git_revision = git_revision if git_revision is not None else ckpt.git_revision()
+        self.git_revision = git_revision if git_revision is not None else str(provenance.git_revision())
         self.dataset = dataset
         self.collator = collator
         self.device = ctx.device
@@ -150,7 +150,7 @@ class Engine:
         self._window_totals: dict[str, torch.Tensor] = {}
         self._window_steps = 0
         self._resumed_from: int | None = None
-        self.metrics = JsonLines(self.out_dir / "metrics.jsonl", enabled=ctx.is_main)
+        self.metrics = JsonLines(self.out_dir / TRAIN_LOG, enabled=ctx.is_main)
         self.tb: TensorBoard | None = None
         self.last_lr = float("nan")
 
@@ -339,11 +339,6 @@ class Engine:
 
     def _train_epoch(self, epoch: int, bar: Progress, say: Callable[[str], None]) -> None:
         st, plan, cfg = self.state, self.plan, self.cfg
-        kill_after = os.environ.get(KILL_AFTER_STEP_ENV, "").strip()
-        kill_after_step = int(kill_after) if kill_after else None
-        pause_after = os.environ.get(PAUSE_AFTER_STEP_ENV, "").strip()
-        first_run = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) == 0
-        pause_after_step = int(pause_after) if pause_after and first_run else None
         self.objective.train()
         iterator = iter(self._loader(epoch))
         totals = self._window_totals
@@ -368,11 +363,8 @@ class Engine:
                     self._window_steps, window_start = 0, time.perf_counter()
                 if cfg.save_every and st.step % cfg.save_every == 0:
                     self.save()
-                if kill_after_step is not None and st.step == kill_after_step:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if pause_after_step is not None and st.step == pause_after_step:
-                    say(f"pausing after step {st.step} ({PAUSE_AFTER_STEP_ENV}) until pre-empted")
-                    time.sleep(600)
+                for hook in STEP_END_HOOKS:
+                    hook(self)
         finally:
             del iterator  # shuts down loader workers promptly
 

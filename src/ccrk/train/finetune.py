@@ -37,6 +37,7 @@ import dataclasses
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,12 @@ from typing import Any
 import torch
 
 from ccrk.config import ConfigError, section
-from ccrk.data.manifest import read_manifest
+from ccrk.data.manifest import Record, read_manifest
+from ccrk.layout import MODEL_DIR, REGIMES, VAL_LOG, WEIGHTS_FILE
 from ccrk.models import CCRModel, save_model
 from ccrk.models.image import resize_image_weights
-from ccrk.models.io import WEIGHTS_FILE, read_model_config, read_weights_file, saved_tokenizer
+from ccrk.models.io import read_model_config, read_weights_file, saved_tokenizer
+from ccrk.provenance import git_revision
 from ccrk.tokenizer import check_model_tokenizer, load_tokenizer, tokenizer_fingerprint
 from ccrk.train.builders import (
     build_seeded_model,
@@ -57,7 +60,7 @@ from ccrk.train.builders import (
     train_data,
     write_resolved_config,
 )
-from ccrk.train.checkpoint import git_revision, load_checkpoint
+from ccrk.train.checkpoint import load_checkpoint
 from ccrk.train.config import FinetuneConfig
 from ccrk.train.distributed import DistContext, barrier
 from ccrk.train.engine import Engine
@@ -66,8 +69,6 @@ from ccrk.train.trainer import Trainer
 from ccrk.train.validate import validate
 
 log = logging.getLogger(__name__)
-
-REGIMES: tuple[str, ...] = ("zero_shot", "single_language", "all_languages", "few_shot")
 
 
 def regime_languages(regime: str, language: str | None, configured: list[str], shots: int | None) -> list[str]:
@@ -243,12 +244,14 @@ class Finetuner(Trainer):
                 "out": str(out), "n_samples": len(dataset), "world_size": ctx.world_size,
             },
         }
-        revision = git_revision()
-        val_log = JsonLines(out / "val.jsonl", enabled=ctx.is_main)
+        revision = str(git_revision())
+        val_log = JsonLines(out / VAL_LOG, enabled=ctx.is_main)
+
+        select = EpochSelector(model, val_records, image_root, langs, tokenizer, fcfg,
+                               num_workers=min(tcfg.num_workers, 2), log=val_log, say=say)
 
         def on_epoch_end(engine: Engine, epoch: int) -> None:
-            self._select(engine, val_log, model, val_records, image_root, langs, tokenizer, fcfg, tcfg,
-                         epoch=epoch + 1, say=say)
+            select(engine, epoch + 1)
 
         engine = Engine(objective=objective, dataset=dataset, collator=collator, cfg=tcfg, ctx=ctx, out_dir=out,
                         resolved_config=resolved, progress=spec.progress, desc=f"finetune {spec.regime}",
@@ -266,18 +269,17 @@ class Finetuner(Trainer):
         st = engine.state
         if st.step == 0 and "initial" not in st.extra:
             val_log.reset()
-            self._select(engine, val_log, model, val_records, image_root, langs, tokenizer, fcfg, tcfg,
-                         epoch=0, say=say)
+            select(engine, 0)
         else:
             # Scores of epochs the checkpoint had not closed are recomputed: drop the stale lines.
             val_log.retain(lambda r: int(r["epoch"]) <= st.epochs_closed and int(r["step"]) <= st.step)
         engine.run(say)
         barrier(ctx)
         if ctx.is_main:
-            self._choose_k_test(out / "model", spec.val_manifest, image_root, langs, tokenizer, fcfg, tcfg,
+            self._choose_k_test(out / MODEL_DIR, spec.val_manifest, image_root, langs, tokenizer, fcfg, tcfg,
                                 ctx.device, say)
         barrier(ctx)
-        return out / "model"
+        return out / MODEL_DIR
 
     @staticmethod
     def _fit_batch(tcfg: Any, n: int, ctx: DistContext, ocfg: Any, say: Any) -> Any:
@@ -321,19 +323,32 @@ class Finetuner(Trainer):
         shown = ", ".join(f"k={k}: {v:.2f}" for k, v in sorted(scores.items()))
         say(f"validation R@1 by k_test ({shown}): k_test {k_test}, written to {path}")
 
-    def _select(self, engine: Engine, val_log: JsonLines, model: CCRModel, val_records: list, image_root: Path,
-                langs: list[str], tokenizer: Any, fcfg: FinetuneConfig, tcfg: Any, *, epoch: int, say: Any) -> None:
-        """Score validation after ``epoch`` epochs (0: before training); keep the best model (main rank).
 
-        The best so far lives in ``engine.state.extra`` (checkpointed), so a
-        resumed run compares later epochs with the same best as an
-        uninterrupted one.
-        """
-        ctx, st = engine.ctx, engine.state
+@dataclass
+class EpochSelector:
+    """Scores validation after each epoch (0: the starting weights) and keeps the best model so far.
+
+    The best score lives in ``engine.state.extra`` (checkpointed), so a
+    resumed run compares later epochs with the same best as an uninterrupted
+    one; the kept model is ``<run>/model`` (main rank only, the others wait).
+    """
+
+    model: CCRModel
+    records: list[Record]
+    image_root: Path
+    languages: list[str]
+    tokenizer: Any
+    fcfg: FinetuneConfig
+    num_workers: int
+    log: JsonLines
+    say: Callable[[str], None]
+
+    def __call__(self, engine: Engine, epoch: int) -> None:
+        ctx, st, fcfg = engine.ctx, engine.state, self.fcfg
         if ctx.is_main:
-            result = validate(model, val_records, image_root, langs, tokenizer, batch_size=fcfg.eval_batch_size,
-                              device=ctx.device, precision=engine.precision, ks=fcfg.ks,
-                              num_workers=min(tcfg.num_workers, 2))
+            result = validate(self.model, self.records, self.image_root, self.languages, self.tokenizer,
+                              batch_size=fcfg.eval_batch_size, device=ctx.device, precision=engine.precision,
+                              ks=fcfg.ks, num_workers=self.num_workers)
             score = result["score"]
             best = st.extra.get("best_score", -math.inf)
             # Epoch 0 (the starting weights) is a candidate too: training that only hurts must not be kept.
@@ -342,14 +357,14 @@ class Finetuner(Trainer):
                 st.extra["initial"] = score
             if improved:
                 st.extra.update(best_score=score, best_epoch=epoch, best_step=st.step)
-                save_model(model, Path(engine.out_dir) / "model",
+                save_model(self.model, Path(engine.out_dir) / MODEL_DIR,
                            tokenizer_fingerprint=engine.resolved_config["run"]["tokenizer_fingerprint"])
-            val_log.write({"step": st.step, "epoch": epoch, "score": score, "best": improved,
-                           "languages": result["languages"]})
+            self.log.write({"step": st.step, "epoch": epoch, "score": score, "best": improved,
+                            "languages": result["languages"]})
             if engine.tb is not None:
                 engine.tb.scalars({"score": score, **{f"{lang}_mean_recall": m["mean_recall"]
                                                       for lang, m in result["languages"].items()}},
                                   st.step, prefix="val/")
-            say(f"validation after epoch {epoch}: mean recall {score:.2f} over {', '.join(langs)}"
-                + (" (best so far, saved)" if improved else ""))
+            self.say(f"validation after epoch {epoch}: mean recall {score:.2f} over {', '.join(self.languages)}"
+                     + (" (best so far, saved)" if improved else ""))
         barrier(ctx)

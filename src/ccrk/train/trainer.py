@@ -22,7 +22,9 @@ from ccrk.config import section
 from ccrk.data.manifest import read_manifest
 from ccrk.data.shards import is_shard_source, read_shard_corpus
 from ccrk.data.tokens import TokenCache
+from ccrk.layout import MODEL_DIR, VAL_LOG
 from ccrk.models import save_model
+from ccrk.provenance import git_revision
 from ccrk.tokenizer import load_tokenizer, tokenizer_fingerprint
 from ccrk.train.builders import (
     build_seeded_model,
@@ -32,7 +34,6 @@ from ccrk.train.builders import (
     train_data,
     write_resolved_config,
 )
-from ccrk.train.checkpoint import git_revision
 from ccrk.train.config import TrainConfig
 from ccrk.train.distributed import DistContext, barrier, setup_distributed, teardown_distributed
 from ccrk.train.engine import Engine
@@ -169,13 +170,13 @@ class Pretrainer(Trainer):
                 "world_size": ctx.world_size,
             },
         }
-        revision = git_revision()
+        revision = str(git_revision())
         engine = Engine(objective=objective, dataset=dataset, collator=collator, cfg=tcfg, ctx=ctx, out_dir=out,
                         resolved_config=resolved, progress=spec.progress, desc=f"pretrain {ocfg.name}",
                         git_revision=revision)
         val_log = None
         if spec.val_manifest:
-            val_log = JsonLines(out / "val.jsonl", enabled=ctx.is_main)
+            val_log = JsonLines(out / VAL_LOG, enabled=ctx.is_main)
             val_records = read_manifest(spec.val_manifest, languages=tcfg.languages,
                                         require_languages=tcfg.languages, check_images=spec.check_images and ctx.is_main)
             val_root = Path(spec.val_manifest).parent
@@ -221,7 +222,7 @@ class Pretrainer(Trainer):
             f"{engine.precision.name}")
         engine.run(say)
         if ctx.is_main:
-            save_model(model, out / "model", tokenizer_fingerprint=fingerprint)
+            save_model(model, out / MODEL_DIR, tokenizer_fingerprint=fingerprint)
             say(f"wrote {out / 'model'}")
         barrier(ctx)
-        return out / "model"
+        return out / MODEL_DIR

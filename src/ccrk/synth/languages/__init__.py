@@ -30,5 +30,5 @@ class Language(Protocol):
 def get_language(code: str) -> ModuleType:
     """The grammar module for ``code``; a clear error for codes we lack."""
     if code not in LANGUAGE_CODES:
-        raise KeyError(f"no synthetic grammar for language {code!r}; available: {', '.join(LANGUAGE_CODES)}")
+        raise ValueError(f"no synthetic grammar for language {code!r}; available: {', '.join(LANGUAGE_CODES)}")
     return import_module(f"ccrk.synth.languages.{code}")
