@@ -332,10 +332,13 @@ def test_batch_must_match_the_objective(tokenizer):
     with pytest.raises(ValueError, match="'cross_lingual'.*batch.k=1"):
         build_objective({"name": "cross_lingual"}, model, tokenizer)(one, _gen(0))
     one_to_k = build_objective({"name": "one_to_k"}, model, tokenizer)
-    short = Batch(images=three.images, image_ids=three.image_ids, texts=three.texts[:-1],
-                  text_langs=[], k=3, input_ids=three.input_ids[:-1], attention_mask=three.attention_mask[:-1])
-    with pytest.raises(ValueError, match="12 text rows are expected, got 11"):
-        one_to_k(short, _gen(0))
+    with pytest.raises(ValueError, match="12 text rows are expected, got 11 in texts"):
+        Batch(images=three.images, image_ids=three.image_ids, texts=three.texts[:-1],
+              text_langs=[], k=3, input_ids=three.input_ids[:-1], attention_mask=three.attention_mask[:-1])
+    with pytest.raises(ValueError, match="12 text rows are expected, got 11 in input_ids"):
+        Batch(**{**three.__dict__, "input_ids": three.input_ids[:-1], "attention_mask": three.attention_mask[:-1]})
+    with pytest.raises(ValueError, match="must be \\[B, 3, H, W\\]"):
+        Batch(**{**three.__dict__, "images": three.images[0]})
     no_ids = Batch(images=three.images, image_ids=three.image_ids, texts=three.texts, text_langs=three.text_langs,
                    k=3)
     with pytest.raises(ValueError, match="no input_ids"):
@@ -345,7 +348,7 @@ def test_batch_must_match_the_objective(tokenizer):
         build_objective({"name": "cross_lingual"}, model, tokenizer)(german_first, _gen(0))
     with pytest.raises(ValueError, match="positive_language 'english'"):
         build_objective({"positive_language": "english"}, model, tokenizer)(german_first, _gen(0))
-    single = Batch(**{**three.__dict__, "images": three.images[:1], "image_ids": ["a"],
+    single = Batch(**{**three.__dict__, "images": three.images[:1], "image_ids": ["a"], "texts": three.texts[:3],
                       "input_ids": three.input_ids[:3], "attention_mask": three.attention_mask[:3],
                       "text_langs": LANGS})
     with pytest.raises(ValueError, match="need B >= 2"):

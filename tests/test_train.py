@@ -8,6 +8,7 @@ chosen point through the trainer's test hooks.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import re
@@ -224,7 +225,7 @@ def test_rng_state_round_trip():
     assert first[0] == again[0] and first[1] == again[1] and torch.equal(first[2], again[2])
 
 
-def test_checkpoint_files_atomic_listing_pruning_and_corrupt_skipping(tmp_path):
+def test_checkpoint_files_atomic_listing_pruning_and_corrupt_skipping(tmp_path, caplog):
     payload = {key: {} for key in ckpt.REQUIRED_KEYS}
     payload.update(format=ckpt.FORMAT, model={"w": torch.arange(3.0)}, git_revision="abc")
     for step in (1, 2, 3):
@@ -233,10 +234,10 @@ def test_checkpoint_files_atomic_listing_pruning_and_corrupt_skipping(tmp_path):
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path)] == [1, 2, 3]
     good = ckpt.checkpoint_path(tmp_path, 3).read_bytes()
     ckpt.checkpoint_path(tmp_path, 5).write_bytes(good[: len(good) // 2])  # truncated by some other means
-    messages: list[str] = []
-    path, loaded = ckpt.load_latest(tmp_path, log=messages.append)
+    with caplog.at_level(logging.WARNING, logger="ccrk.train.checkpoint"):
+        path, loaded = ckpt.load_latest(tmp_path)
     assert path.name == "step_0000003.pt" and torch.equal(loaded["model"]["w"], torch.arange(3.0))
-    assert "step_0000005.pt" in messages[0]
+    assert "step_0000005.pt" in caplog.records[0].getMessage()
     assert [p.name for p in ckpt.prune_checkpoints(tmp_path, 2)] == ["step_0000001.pt", "step_0000002.pt"]
     assert ckpt.remove_temp_files(tmp_path)[0].name == ".step_0000004.pt.x1.tmp"
     with pytest.raises(ValueError, match="lacks"):

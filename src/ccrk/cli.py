@@ -7,6 +7,7 @@ which. Errors in input or config exit with status 2 and one clear line
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -106,6 +107,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ProgressSafeHandler(logging.Handler):
+    """Writes a record as one stderr line, clearing and redrawing any active tqdm progress bar around it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+def configure_logging(command: str) -> None:
+    """Progress of every ``ccrk.*`` logger as ``[ccrk <command>] message`` lines on stderr (INFO and up).
+
+    Called by :func:`main` and again by a trainer in a Slurm job's own process; idempotent.
+    """
+    root = logging.getLogger("ccrk")
+    handler = next((h for h in root.handlers if isinstance(h, _ProgressSafeHandler)), None)
+    if handler is None:
+        handler = _ProgressSafeHandler()
+        root.addHandler(handler)
+    handler.setFormatter(logging.Formatter(f"[ccrk {command}] %(message)s"))
+    root.setLevel(logging.INFO)
+
+
 #: Errors that come from the user's input, not from a bug: one line, exit 2.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from ccrk.config import ConfigError
@@ -129,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    configure_logging(args.command)
     try:
         return func(args)
     except _user_errors() as exc:

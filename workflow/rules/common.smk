@@ -3,7 +3,7 @@ import json
 import os
 import re
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version, update_config, validate
 
 # The names ccrk and this workflow share (objectives, settings, datasets, result files) are declared once, in
 # ccrk.layout (standard library only); the environment that runs Snakemake has ccrk installed, as every rule
@@ -30,7 +30,7 @@ CONDA_ENV = "../envs/ccrk.yaml"
 DATA_DIR = "data"  # raw downloads, DVC-tracked (data.dvc)
 STAMP_DIR = f"{DATA_DIR}/.ccrk"
 SYNTH_DIR = "resources/synth"
-_TOKENIZER_FROM = (config.get("tokenizer") or {}).get("pretrained")
+_TOKENIZER_FROM = lookup(dpath="tokenizer/pretrained", within=config, default=None)
 # A copied pretrained tokenizer gets its own directory, so the paper's and the embedded runs can share a checkout.
 TOKENIZER_DIR = f"resources/tokenizers/{re.sub(r'[^A-Za-z0-9_.-]+', '--', _TOKENIZER_FROM)}" if _TOKENIZER_FROM else "resources/tokenizer"
 MANIFEST_DIR = "resources/manifests"
@@ -122,22 +122,21 @@ def config_overrides(*sections):
     return " ".join(f for f in (section_flags(name, config.get(name)) for name in sections) if f)
 
 
-def deep_merge(base, update):
-    """`update` over `base`, mappings merged key by key (lists and scalars replaced)."""
-    out = dict(base or {})
-    for key, value in (update or {}).items():
-        out[key] = deep_merge(out.get(key), value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+def merged(base, update):
+    """`update` over a copy of `base` (Snakemake's update_config: mappings merged key by key, the rest replaced)."""
+    out = copy.deepcopy(base or {})
+    update_config(out, update or {})
     return out
 
 
 def benchmark(dataset):
     """The dataset's `benchmarks` entry (settings, and model/finetune/evaluate overrides)."""
-    return (config.get("benchmarks") or {}).get(dataset) or {}
+    return lookup(dpath=f"benchmarks/{dataset}", within=config, default=None) or {}
 
 
 def dataset_section(name, dataset):
     """Top-level section `name` with the dataset's overrides merged over it."""
-    return deep_merge(config.get(name), benchmark(dataset).get(name))
+    return merged(config.get(name), benchmark(dataset).get(name))
 
 
 def dataset_overrides(dataset, *sections):
@@ -146,10 +145,10 @@ def dataset_overrides(dataset, *sections):
 
 def finetune_section(dataset, setting):
     """`finetune` for one job: the top level, the dataset's overrides, and for few-shot settings its own."""
-    merged = dataset_section("finetune", dataset)
+    section = dataset_section("finetune", dataset)
     if parse_setting(setting)[0] == "few_shot":
-        merged = deep_merge(merged, benchmark(dataset).get("finetune_few_shot"))
-    return merged
+        section = merged(section, benchmark(dataset).get("finetune_few_shot"))
+    return section
 
 
 def settings_for(dataset):
@@ -159,8 +158,8 @@ def settings_for(dataset):
 
 def launch_flags(rule):
     """Slurm parameters of one GPU rule: `launch.slurm`, then `launch.<rule>` over it (ccrk reads launch.slurm)."""
-    launch = config.get("launch") or {}
-    slurm = deep_merge(launch.get("slurm"), launch.get(rule))
+    slurm = merged(lookup(dpath="launch/slurm", within=config, default=None),
+                   lookup(dpath=f"launch/{rule}", within=config, default=None))
     return f"--launcher {LAUNCHER} {section_flags('launch', {'slurm': slurm} if slurm else {})}".strip()
 
 
@@ -298,7 +297,7 @@ def evaluate_flags(wildcards):
         return " ".join([f"--languages {lang} --mrv-languages none", *flags])
     langs = dataset_section("evaluate", wildcards.dataset).get("languages")
     if not langs and wildcards.dataset == "synth":
-        langs = (config.get("train") or {}).get("languages")
+        langs = lookup(dpath="train/languages", within=config, default=None)
     if langs:
         flags.insert(0, f"--languages {','.join(langs)}")
     return " ".join(flags)

@@ -17,7 +17,7 @@ rule synth:
         "ccrk synth {params.settings} --out {params.out} > {log} 2>&1"
 
 
-if (config.get("tokenizer") or {}).get("pretrained"):
+if _TOKENIZER_FROM:
 
     rule tokenizer:
         """Save the pretrained text encoder's tokenizer (XLM-R's at paper scale) where every job reads it."""

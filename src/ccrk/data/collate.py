@@ -35,6 +35,28 @@ class Batch:
     input_ids: Tensor | None = None
     attention_mask: Tensor | None = None
 
+    def __post_init__(self) -> None:
+        """The parts agree in size: checked once, where a batch is built, instead of in every loss."""
+        if self.images.ndim != 4:
+            raise ValueError(f"batch.images must be [B, 3, H, W], got shape {tuple(self.images.shape)}")
+        b, k = self.images.shape[0], self.k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"batch.k must be a positive int, got {k!r}")
+        if len(self.image_ids) != b:
+            raise ValueError(f"batch has {b} images but {len(self.image_ids)} image ids")
+        rows = {"texts": len(self.texts), "text_langs": len(self.text_langs) or b * k}
+        if (self.input_ids is None) != (self.attention_mask is None):
+            raise ValueError("batch.input_ids and attention_mask come together")
+        if self.input_ids is not None:
+            if self.input_ids.ndim != 2 or self.attention_mask.shape != self.input_ids.shape:
+                raise ValueError(f"batch.input_ids and attention_mask must both be [B*k, L], got "
+                                 f"{tuple(self.input_ids.shape)} and {tuple(self.attention_mask.shape)}")
+            rows["input_ids"] = self.input_ids.shape[0]
+        for name, n in rows.items():
+            if n != b * k:
+                raise ValueError(f"batch has {b} images and k={k} captions each, so {b * k} text rows are "
+                                 f"expected, got {n} in {name}")
+
     def __len__(self) -> int:
         return len(self.image_ids)
 
@@ -124,7 +146,6 @@ class Collator:
                 raise ValueError(self._missing(samples, lambda s: self.languages)) from None
             text_langs = self.languages * len(samples)
             k = len(self.languages)
-        batch = Batch(images=images, image_ids=image_ids, texts=texts, text_langs=text_langs, k=k)
-        if self.tokens is not None:
-            batch.input_ids, batch.attention_mask = self.tokens(texts)
-        return batch
+        ids, mask = self.tokens(texts) if self.tokens is not None else (None, None)
+        return Batch(images=images, image_ids=image_ids, texts=texts, text_langs=text_langs, k=k,
+                     input_ids=ids, attention_mask=mask)

@@ -9,9 +9,9 @@ pickled code from a file on a shared file system.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +19,8 @@ from typing import IO, Any
 import torch
 
 from ccrk.atomic import atomic_open
+
+log = logging.getLogger(__name__)
 
 FORMAT = "ccrk.checkpoint/1"
 REQUIRED_KEYS = ("format", "model", "optimizer", "scheduler", "scaler", "state", "rng", "config", "git_revision")
@@ -90,15 +92,14 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 
 def load_latest(
-    directory: str | os.PathLike[str], map_location: str | torch.device = "cpu", log: Any = None
+    directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint that loads, or None; unloadable ones are reported and skipped."""
-    say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     for _, path in reversed(list_checkpoints(directory)):
         try:
             return path, load_checkpoint(path, map_location)
         except ValueError as exc:
-            say(f"skipping unusable checkpoint: {exc}")
+            log.warning("skipping unusable checkpoint: %s", exc)
     return None
 
 

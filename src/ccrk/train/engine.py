@@ -13,8 +13,8 @@ step sees, so a checkpoint also resumes at another world size.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,6 +37,8 @@ from ccrk.train.monitor import JsonLines, Progress, TensorBoard
 from ccrk.train.optim import StepPlan, build_optimizer, build_scheduler, plan_steps
 from ccrk.train.precision import resolve_precision
 from ccrk.train.seeding import capture_rng_state, restore_rng_state, seed_global_rng, step_generator
+
+log = logging.getLogger(__name__)
 
 #: Called with the engine after every optimiser step, once its log line and checkpoint (if one is due) are
 #: written. Empty in production; the tests install fault injections here (``tests/faults``: kill -9 or wait
@@ -225,7 +227,7 @@ class Engine:
         self._saved = (self.state.step, self.state.epochs_closed)
         self._resumed_from = self.state.step
 
-    def resume_latest(self, say: Callable[[str], None]) -> bool:
+    def resume_latest(self) -> bool:
         """Load the newest complete checkpoint under ``out/checkpoints``; False when there is none.
 
         The main rank picks (and verifies) the file, every rank loads that same one.
@@ -235,8 +237,8 @@ class Engine:
         if self.ctx.is_main:
             removed = ckpt.remove_temp_files(self.ckpt_dir)
             if removed:
-                say(f"removed {len(removed)} incomplete checkpoint file(s) left by a killed save")
-            found = ckpt.load_latest(self.ckpt_dir, log=say)
+                log.info("removed %d incomplete checkpoint file(s) left by a killed save", len(removed))
+            found = ckpt.load_latest(self.ckpt_dir)
             if found is not None:
                 chosen, payload = str(found[0]), found[1]
         chosen = broadcast_object(chosen, self.ctx)
@@ -247,7 +249,7 @@ class Engine:
         check_resume_config(payload["config"], self.resolved_config, chosen)
         self.restore(payload)
         barrier(self.ctx)  # nobody prunes a file another rank is still reading
-        say(f"resumed from {chosen} (step {self.state.step}, epoch {self.state.epoch}, "
+        log.info(f"resumed from {chosen} (step {self.state.step}, epoch {self.state.epoch}, "
             f"{self.state.epoch_step}/{self.plan.steps_per_epoch} steps into it)")
         return True
 
@@ -337,7 +339,7 @@ class Engine:
         return {("loss" if n == "loss" else n): v for n, v in zip(names, values)} | {
             "lr": record["lr"], "samples/s": record["samples_per_s"]}
 
-    def _train_epoch(self, epoch: int, bar: Progress, say: Callable[[str], None]) -> None:
+    def _train_epoch(self, epoch: int, bar: Progress) -> None:
         st, plan, cfg = self.state, self.plan, self.cfg
         self.objective.train()
         iterator = iter(self._loader(epoch))
@@ -354,7 +356,7 @@ class Engine:
                 self._window_steps += 1
                 if self._resumed_from is not None and st.step == self._resumed_from + 1:
                     age = _process_age()
-                    say("first step after resuming done" + (f", {age:.1f} s after process start" if age else ""))
+                    log.info("first step after resuming done" + (f", {age:.1f} s after process start" if age else ""))
                 done = st.step == plan.total_steps
                 if st.step % cfg.log_every == 0 or done or st.epoch_step == plan.steps_per_epoch:
                     postfix = self._log(totals, self._window_steps, time.perf_counter() - window_start)
@@ -368,9 +370,8 @@ class Engine:
         finally:
             del iterator  # shuts down loader workers promptly
 
-    def run(self, say: Callable[[str], None] | None = None) -> TrainState:
+    def run(self) -> TrainState:
         """Train from ``self.state`` to the end; checkpoint on schedule and at the end."""
-        say = say or (lambda message: print(message, file=sys.stderr, flush=True))
         st, plan, cfg = self.state, self.plan, self.cfg
         if self.ctx.is_main:
             # Records after the resumed step describe work that is being redone.
@@ -382,7 +383,7 @@ class Engine:
                 if epoch != st.epoch:
                     st.epoch, st.epoch_step = epoch, 0
                 if st.epoch_step < plan.steps_per_epoch:
-                    self._train_epoch(epoch, bar, say)
+                    self._train_epoch(epoch, bar)
                 if st.epochs_closed <= epoch:
                     if self.on_epoch_end is not None:
                         self.on_epoch_end(self, epoch)

@@ -37,7 +37,6 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,7 +198,6 @@ class Finetuner(Trainer):
         from ccrk.objectives import ObjectiveConfig, build_objective
 
         spec: FinetuneSpec = self.spec
-        say = self.sayer(ctx)
         out = Path(spec.out)
         fcfg, tcfg = self._train_config()
         ocfg = ObjectiveConfig.from_dict(fcfg.objective)
@@ -220,7 +218,7 @@ class Finetuner(Trainer):
             if len(records) < spec.shots:
                 raise ValueError(f"--shots {spec.shots}: {spec.train_manifest} has only {len(records)} records")
             records = records[: spec.shots]
-        tcfg = self._fit_batch(tcfg, len(records), ctx, ocfg, say)
+        tcfg = self._fit_batch(tcfg, len(records), ctx, ocfg)
         tcfg.languages = configured
 
         tokenizer = load_tokenizer(spec.tokenizer)
@@ -248,7 +246,7 @@ class Finetuner(Trainer):
         val_log = JsonLines(out / VAL_LOG, enabled=ctx.is_main)
 
         select = EpochSelector(model, val_records, image_root, langs, tokenizer, fcfg,
-                               num_workers=min(tcfg.num_workers, 2), log=val_log, say=say)
+                               num_workers=min(tcfg.num_workers, 2), val_log=val_log)
 
         def on_epoch_end(engine: Engine, epoch: int) -> None:
             select(engine, epoch + 1)
@@ -256,15 +254,15 @@ class Finetuner(Trainer):
         engine = Engine(objective=objective, dataset=dataset, collator=collator, cfg=tcfg, ctx=ctx, out_dir=out,
                         resolved_config=resolved, progress=spec.progress, desc=f"finetune {spec.regime}",
                         on_epoch_end=on_epoch_end, checkpoint_each_epoch=True, git_revision=revision)
-        resumed = self.resume and engine.resume_latest(say)
+        resumed = self.resume and engine.resume_latest()
         if self.resume and not resumed:
-            say("--resume: no checkpoint yet, starting from the pre-trained model")
+            log.info("--resume: no checkpoint yet, starting from the pre-trained model")
         if not resumed:
             load_pretrained(model, spec.pretrained)
-            say(f"loaded {spec.pretrained}")
+            log.info(f"loaded {spec.pretrained}")
         if ctx.is_main:
             write_resolved_config(out, {**resolved, "git_revision": revision})
-        say(f"{spec.regime} on {', '.join(langs)}: {len(dataset)} samples, {engine.plan.steps_per_epoch} "
+        log.info(f"{spec.regime} on {', '.join(langs)}: {len(dataset)} samples, {engine.plan.steps_per_epoch} "
             f"steps/epoch x {tcfg.epochs} epochs, batch {tcfg.batch_size}, {ctx.device}, {engine.precision.name}")
         st = engine.state
         if st.step == 0 and "initial" not in st.extra:
@@ -273,16 +271,16 @@ class Finetuner(Trainer):
         else:
             # Scores of epochs the checkpoint had not closed are recomputed: drop the stale lines.
             val_log.retain(lambda r: int(r["epoch"]) <= st.epochs_closed and int(r["step"]) <= st.step)
-        engine.run(say)
+        engine.run()
         barrier(ctx)
         if ctx.is_main:
             self._choose_k_test(out / MODEL_DIR, spec.val_manifest, image_root, langs, tokenizer, fcfg, tcfg,
-                                ctx.device, say)
+                                ctx.device)
         barrier(ctx)
         return out / MODEL_DIR
 
     @staticmethod
-    def _fit_batch(tcfg: Any, n: int, ctx: DistContext, ocfg: Any, say: Any) -> Any:
+    def _fit_batch(tcfg: Any, n: int, ctx: DistContext, ocfg: Any) -> Any:
         """Shrink the global batch to the data when there is less of it (few-shot); ITM needs 2 images a rank."""
         if n >= tcfg.batch_size * tcfg.grad_accum:
             return tcfg
@@ -293,13 +291,13 @@ class Finetuner(Trainer):
                 f"{n} training record(s) cannot make a batch of {need} (with matching, each of the "
                 f"{ctx.world_size} process(es) needs 2 images to draw a negative from); use more shots"
             )
-        say(f"batch {tcfg.batch_size} x {tcfg.grad_accum} exceeds the {n} training records: using "
+        log.info(f"batch {tcfg.batch_size} x {tcfg.grad_accum} exceeds the {n} training records: using "
             f"batch {fitted} x 1")
         return dataclasses.replace(tcfg, batch_size=fitted, grad_accum=1)
 
     @staticmethod
     def _choose_k_test(model_dir: Path, val_manifest: str, image_root: Path, langs: list[str], tokenizer: Any,
-                       fcfg: FinetuneConfig, tcfg: Any, device: torch.device, say: Any) -> None:
+                       fcfg: FinetuneConfig, tcfg: Any, device: torch.device) -> None:
         """Score the saved (selected) model two-stage on validation at each ``finetune.k_test_candidates``.
 
         The model is read back from ``model_dir`` rather than taken from
@@ -321,7 +319,7 @@ class Finetuner(Trainer):
         k_test = choose_k_test(scores)
         path = write_retrieval_choice(model_dir, k_test, chosen_on=str(val_manifest), languages=langs, scores=scores)
         shown = ", ".join(f"k={k}: {v:.2f}" for k, v in sorted(scores.items()))
-        say(f"validation R@1 by k_test ({shown}): k_test {k_test}, written to {path}")
+        log.info(f"validation R@1 by k_test ({shown}): k_test {k_test}, written to {path}")
 
 
 @dataclass
@@ -340,8 +338,7 @@ class EpochSelector:
     tokenizer: Any
     fcfg: FinetuneConfig
     num_workers: int
-    log: JsonLines
-    say: Callable[[str], None]
+    val_log: JsonLines
 
     def __call__(self, engine: Engine, epoch: int) -> None:
         ctx, st, fcfg = engine.ctx, engine.state, self.fcfg
@@ -359,12 +356,12 @@ class EpochSelector:
                 st.extra.update(best_score=score, best_epoch=epoch, best_step=st.step)
                 save_model(self.model, Path(engine.out_dir) / MODEL_DIR,
                            tokenizer_fingerprint=engine.resolved_config["run"]["tokenizer_fingerprint"])
-            self.log.write({"step": st.step, "epoch": epoch, "score": score, "best": improved,
+            self.val_log.write({"step": st.step, "epoch": epoch, "score": score, "best": improved,
                             "languages": result["languages"]})
             if engine.tb is not None:
                 engine.tb.scalars({"score": score, **{f"{lang}_mean_recall": m["mean_recall"]
                                                       for lang, m in result["languages"].items()}},
                                   st.step, prefix="val/")
-            self.say(f"validation after epoch {epoch}: mean recall {score:.2f} over {', '.join(self.languages)}"
+            log.info(f"validation after epoch {epoch}: mean recall {score:.2f} over {', '.join(self.languages)}"
                      + (" (best so far, saved)" if improved else ""))
         barrier(ctx)

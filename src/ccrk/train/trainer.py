@@ -10,10 +10,10 @@ makes them one data-parallel group.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ from ccrk.train.engine import Engine
 from ccrk.train.monitor import JsonLines
 from ccrk.train.validate import pretraining_validation
 
+log = logging.getLogger(__name__)
+
 
 class Trainer:
     """Base: ``Trainer(spec, resume=False)()`` trains; ``checkpoint()`` is submitit's requeue hook."""
@@ -57,8 +59,13 @@ class Trainer:
             print(f"Slurm restart {os.environ['SLURM_RESTART_COUNT']}: resuming from the newest checkpoint",
                   file=sys.stderr, flush=True)
             self.resume = True
+        from ccrk.cli import configure_logging
+
+        configure_logging(self.command)  # again: under Slurm this runs in the job's own process
         device = self.device_setting()
         ctx = setup_distributed(device)
+        if not ctx.is_main:  # one rank reports progress
+            logging.getLogger("ccrk").setLevel(logging.WARNING)
         try:
             return self.run(ctx)
         finally:
@@ -76,15 +83,6 @@ class Trainer:
     def run(self, ctx: DistContext) -> Path:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def sayer(self, ctx: DistContext) -> Callable[[str], None]:
-        def say(message: str) -> None:
-            if ctx.is_main:
-                from tqdm import tqdm
-
-                # tqdm.write clears and redraws an active progress bar around the line.
-                tqdm.write(f"[ccrk {self.command}] {message}", file=sys.stderr)
-
-        return say
 
 
 @dataclass
@@ -131,7 +129,6 @@ class Pretrainer(Trainer):
         from ccrk.objectives import ObjectiveConfig, build_objective
 
         spec: PretrainSpec = self.spec
-        say = self.sayer(ctx)
         out = Path(spec.out)
         objective_section, train_section = spec.sections()
         ocfg = ObjectiveConfig.from_dict(objective_section)
@@ -195,7 +192,7 @@ class Pretrainer(Trainer):
                 if engine.tb is not None:
                     engine.tb.scalars({k: result[k] for k in ("r1", "mrv", "itm_auc") if result[k] is not None},
                                       engine.state.step, prefix="val/")
-                say(f"validation after epoch {epoch}: R@1 {result['r1']:.2f}"
+                log.info(f"validation after epoch {epoch}: R@1 {result['r1']:.2f}"
                     + (f", MRV {result['mrv']:.2f}" if result["mrv"] is not None else "")
                     + (f", ITM AUC {result['itm_auc']:.3f}" if result["itm_auc"] is not None else ""))
 
@@ -205,8 +202,8 @@ class Pretrainer(Trainer):
                     validate_now(engine, done)
 
             engine.on_epoch_end = on_epoch_end
-        if self.resume and not engine.resume_latest(say):
-            say("--resume: no checkpoint yet, starting from the beginning")
+        if self.resume and not engine.resume_latest():
+            log.info("--resume: no checkpoint yet, starting from the beginning")
         if val_log is not None:
             st = engine.state
             if st.step == 0:
@@ -216,13 +213,13 @@ class Pretrainer(Trainer):
                 val_log.retain(lambda r: int(r["epoch"]) <= st.epochs_closed and int(r["step"]) <= st.step)
         if ctx.is_main:
             write_resolved_config(out, {**resolved, "git_revision": revision})
-        say(f"{len(dataset)} samples, K={len(tcfg.languages)} ({', '.join(tcfg.languages)}), "
+        log.info(f"{len(dataset)} samples, K={len(tcfg.languages)} ({', '.join(tcfg.languages)}), "
             f"{engine.plan.steps_per_epoch} steps/epoch x {tcfg.epochs} epochs = {engine.plan.total_steps} steps, "
             f"global batch {tcfg.batch_size} x {tcfg.grad_accum}, world {ctx.world_size}, {ctx.device}, "
             f"{engine.precision.name}")
-        engine.run(say)
+        engine.run()
         if ctx.is_main:
             save_model(model, out / MODEL_DIR, tokenizer_fingerprint=fingerprint)
-            say(f"wrote {out / 'model'}")
+            log.info(f"wrote {out / MODEL_DIR}")
         barrier(ctx)
         return out / MODEL_DIR
