@@ -49,7 +49,6 @@ from ccrk.layout import MODEL_DIR, REGIMES, VAL_LOG, WEIGHTS_FILE
 from ccrk.models import CCRModel, save_model
 from ccrk.models.image import resize_image_weights
 from ccrk.models.io import read_model_config, read_weights_file, saved_tokenizer
-from ccrk.provenance import git_revision
 from ccrk.tokenizer import check_model_tokenizer, load_tokenizer, tokenizer_fingerprint
 from ccrk.train.builders import (
     build_seeded_model,
@@ -57,14 +56,13 @@ from ccrk.train.builders import (
     refuse_stale_output,
     shared_languages,
     train_data,
-    write_resolved_config,
 )
 from ccrk.train.checkpoint import load_checkpoint
 from ccrk.train.config import FinetuneConfig
 from ccrk.train.distributed import DistContext, barrier
 from ccrk.train.engine import Engine
 from ccrk.train.monitor import JsonLines
-from ccrk.train.trainer import Trainer
+from ccrk.train.trainer import RunSetup, Trainer
 from ccrk.train.validate import validate
 
 log = logging.getLogger(__name__)
@@ -194,7 +192,7 @@ class Finetuner(Trainer):
     def device_setting(self) -> str:
         return self._train_config()[1].device
 
-    def run(self, ctx: DistContext) -> Path:
+    def prepare(self, ctx: DistContext) -> RunSetup:
         from ccrk.objectives import ObjectiveConfig, build_objective
 
         spec: FinetuneSpec = self.spec
@@ -242,42 +240,28 @@ class Finetuner(Trainer):
                 "out": str(out), "n_samples": len(dataset), "world_size": ctx.world_size,
             },
         }
-        revision = str(git_revision())
         val_log = JsonLines(out / VAL_LOG, enabled=ctx.is_main)
-
         select = EpochSelector(model, val_records, image_root, langs, tokenizer, fcfg,
                                num_workers=min(tcfg.num_workers, 2), val_log=val_log)
 
-        def on_epoch_end(engine: Engine, epoch: int) -> None:
-            select(engine, epoch + 1)
-
-        engine = Engine(objective=objective, dataset=dataset, collator=collator, cfg=tcfg, ctx=ctx, out_dir=out,
-                        resolved_config=resolved, progress=spec.progress, desc=f"finetune {spec.regime}",
-                        on_epoch_end=on_epoch_end, checkpoint_each_epoch=True, git_revision=revision)
-        resumed = self.resume and engine.resume_latest()
-        if self.resume and not resumed:
-            log.info("--resume: no checkpoint yet, starting from the pre-trained model")
-        if not resumed:
+        def load_start() -> None:
             load_pretrained(model, spec.pretrained)
             log.info(f"loaded {spec.pretrained}")
-        if ctx.is_main:
-            write_resolved_config(out, {**resolved, "git_revision": revision})
-        log.info(f"{spec.regime} on {', '.join(langs)}: {len(dataset)} samples, {engine.plan.steps_per_epoch} "
-            f"steps/epoch x {tcfg.epochs} epochs, batch {tcfg.batch_size}, {ctx.device}, {engine.precision.name}")
-        st = engine.state
-        if st.step == 0 and "initial" not in st.extra:
-            val_log.reset()
-            select(engine, 0)
-        else:
-            # Scores of epochs the checkpoint had not closed are recomputed: drop the stale lines.
-            val_log.retain(lambda r: int(r["epoch"]) <= st.epochs_closed and int(r["step"]) <= st.step)
-        engine.run()
-        barrier(ctx)
-        if ctx.is_main:
+
+        def summary(engine: Engine) -> str:
+            return (f"{spec.regime} on {', '.join(langs)}: {len(dataset)} samples, {engine.plan.steps_per_epoch} "
+                    f"steps/epoch x {tcfg.epochs} epochs, batch {tcfg.batch_size}, {ctx.device}, "
+                    f"{engine.precision.name}")
+
+        def finish() -> None:
             self._choose_k_test(out / MODEL_DIR, spec.val_manifest, image_root, langs, tokenizer, fcfg, tcfg,
                                 ctx.device)
-        barrier(ctx)
-        return out / MODEL_DIR
+
+        return RunSetup(out=out, model=model, objective=objective, dataset=dataset, collator=collator, cfg=tcfg,
+                        resolved=resolved, fingerprint=fingerprint, desc=f"finetune {spec.regime}",
+                        start="the pre-trained model", summary=summary, finish=finish, load_start=load_start,
+                        validate=select, val_log=val_log, val_every=1, checkpoint_each_epoch=True)
+
 
     @staticmethod
     def _fit_batch(tcfg: Any, n: int, ctx: DistContext, ocfg: Any) -> Any:

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ccrk.data.manifest import read_manifest
 from ccrk.data.shards import is_shard_source, read_shard_corpus
 from ccrk.data.tokens import TokenCache
 from ccrk.layout import MODEL_DIR, VAL_LOG
-from ccrk.models import save_model
+from ccrk.models import CCRModel, save_model
 from ccrk.provenance import git_revision
 from ccrk.tokenizer import load_tokenizer, tokenizer_fingerprint
 from ccrk.train.builders import (
@@ -80,8 +81,75 @@ class Trainer:
     def device_setting(self) -> str:
         return "auto"
 
-    def run(self, ctx: DistContext) -> Path:  # pragma: no cover - abstract
+    def prepare(self, ctx: DistContext) -> RunSetup:  # pragma: no cover - abstract
+        """Read the inputs and build what this command trains."""
         raise NotImplementedError
+
+    def run(self, ctx: DistContext) -> Path:
+        """The one training skeleton: prepare, resume or start, validate, train, finish; returns the model directory."""
+        setup = self.prepare(ctx)
+        revision = str(git_revision())
+        engine = Engine(objective=setup.objective, dataset=setup.dataset, collator=setup.collator, cfg=setup.cfg,
+                        ctx=ctx, out_dir=setup.out, resolved_config=setup.resolved, progress=self.spec.progress,
+                        desc=setup.desc, checkpoint_each_epoch=setup.checkpoint_each_epoch, git_revision=revision)
+        if setup.validate is not None:
+            engine.on_epoch_end = setup.after_epoch
+        resumed = self.resume and engine.resume_latest()
+        if self.resume and not resumed:
+            log.info(f"--resume: no checkpoint yet, starting from {setup.start}")
+        if not resumed and setup.load_start is not None:
+            setup.load_start()
+        if ctx.is_main:
+            write_resolved_config(setup.out, {**setup.resolved, "git_revision": revision})
+        log.info(setup.summary(engine))
+        if setup.validate is not None and setup.val_log is not None:
+            st = engine.state
+            if st.step == 0 and "initial" not in st.extra:
+                setup.val_log.reset()
+                setup.validate(engine, 0)
+            else:  # scores of epochs the checkpoint had not closed are recomputed: drop their stale lines
+                setup.val_log.retain(lambda r: int(r["epoch"]) <= st.epochs_closed and int(r["step"]) <= st.step)
+        engine.run()
+        barrier(ctx)
+        if ctx.is_main:
+            setup.finish()
+        barrier(ctx)
+        return setup.out / MODEL_DIR
+
+
+@dataclass
+class RunSetup:
+    """What a command prepared for :meth:`Trainer.run`: the model and data, and its few command-specific hooks.
+
+    ``validate(engine, epoch)`` scores validation after ``epoch`` epochs (0:
+    before training) into ``val_log``, after every ``val_every`` epochs and the
+    last; ``load_start`` puts the starting weights in place when no checkpoint
+    is resumed (``start`` says what they are); ``finish`` runs on the main rank
+    once training is over.
+    """
+
+    out: Path
+    model: CCRModel
+    objective: Any
+    dataset: Any
+    collator: Any
+    cfg: TrainConfig
+    resolved: dict[str, Any]
+    fingerprint: str
+    desc: str
+    start: str
+    summary: Callable[[Engine], str]
+    finish: Callable[[], None]
+    load_start: Callable[[], None] | None = None
+    validate: Callable[[Engine, int], None] | None = None
+    val_log: JsonLines | None = None
+    val_every: int = 1
+    checkpoint_each_epoch: bool = False
+
+    def after_epoch(self, engine: Engine, epoch: int) -> None:
+        done = epoch + 1
+        if self.validate is not None and (done % self.val_every == 0 or done == self.cfg.epochs):
+            self.validate(engine, done)
 
 
 
@@ -125,7 +193,7 @@ class Pretrainer(Trainer):
     def device_setting(self) -> str:
         return TrainConfig.from_dict(self.spec.sections()[1]).device
 
-    def run(self, ctx: DistContext) -> Path:
+    def prepare(self, ctx: DistContext) -> RunSetup:
         from ccrk.objectives import ObjectiveConfig, build_objective
 
         spec: PretrainSpec = self.spec
@@ -167,11 +235,8 @@ class Pretrainer(Trainer):
                 "world_size": ctx.world_size,
             },
         }
-        revision = str(git_revision())
-        engine = Engine(objective=objective, dataset=dataset, collator=collator, cfg=tcfg, ctx=ctx, out_dir=out,
-                        resolved_config=resolved, progress=spec.progress, desc=f"pretrain {ocfg.name}",
-                        git_revision=revision)
-        val_log = None
+        validate: Callable[[Engine, int], None] | None = None
+        val_log: JsonLines | None = None
         if spec.val_manifest:
             val_log = JsonLines(out / VAL_LOG, enabled=ctx.is_main)
             val_records = read_manifest(spec.val_manifest, languages=tcfg.languages,
@@ -179,7 +244,7 @@ class Pretrainer(Trainer):
             val_root = Path(spec.val_manifest).parent
             val_tokens = TokenCache(tokenizer, mcfg.max_length)  # validation captions tokenized once per run
 
-            def validate_now(engine: Engine, epoch: int) -> None:
+            def score(engine: Engine, epoch: int) -> None:
                 if not ctx.is_main:
                     return
                 started = time.time()
@@ -193,33 +258,22 @@ class Pretrainer(Trainer):
                     engine.tb.scalars({k: result[k] for k in ("r1", "mrv", "itm_auc") if result[k] is not None},
                                       engine.state.step, prefix="val/")
                 log.info(f"validation after epoch {epoch}: R@1 {result['r1']:.2f}"
-                    + (f", MRV {result['mrv']:.2f}" if result["mrv"] is not None else "")
-                    + (f", ITM AUC {result['itm_auc']:.3f}" if result["itm_auc"] is not None else ""))
+                         + (f", MRV {result['mrv']:.2f}" if result["mrv"] is not None else "")
+                         + (f", ITM AUC {result['itm_auc']:.3f}" if result["itm_auc"] is not None else ""))
 
-            def on_epoch_end(engine: Engine, epoch: int) -> None:
-                done = epoch + 1
-                if done % tcfg.val_every == 0 or done == tcfg.epochs:
-                    validate_now(engine, done)
+            validate = score
 
-            engine.on_epoch_end = on_epoch_end
-        if self.resume and not engine.resume_latest():
-            log.info("--resume: no checkpoint yet, starting from the beginning")
-        if val_log is not None:
-            st = engine.state
-            if st.step == 0:
-                val_log.reset()
-                validate_now(engine, 0)
-            else:  # scores of epochs the checkpoint had not closed are recomputed: drop their stale lines
-                val_log.retain(lambda r: int(r["epoch"]) <= st.epochs_closed and int(r["step"]) <= st.step)
-        if ctx.is_main:
-            write_resolved_config(out, {**resolved, "git_revision": revision})
-        log.info(f"{len(dataset)} samples, K={len(tcfg.languages)} ({', '.join(tcfg.languages)}), "
-            f"{engine.plan.steps_per_epoch} steps/epoch x {tcfg.epochs} epochs = {engine.plan.total_steps} steps, "
-            f"global batch {tcfg.batch_size} x {tcfg.grad_accum}, world {ctx.world_size}, {ctx.device}, "
-            f"{engine.precision.name}")
-        engine.run()
-        if ctx.is_main:
+        def summary(engine: Engine) -> str:
+            return (f"{len(dataset)} samples, K={len(tcfg.languages)} ({', '.join(tcfg.languages)}), "
+                    f"{engine.plan.steps_per_epoch} steps/epoch x {tcfg.epochs} epochs = {engine.plan.total_steps} "
+                    f"steps, global batch {tcfg.batch_size} x {tcfg.grad_accum}, world {ctx.world_size}, "
+                    f"{ctx.device}, {engine.precision.name}")
+
+        def finish() -> None:
             save_model(model, out / MODEL_DIR, tokenizer_fingerprint=fingerprint)
             log.info(f"wrote {out / MODEL_DIR}")
-        barrier(ctx)
-        return out / MODEL_DIR
+
+        return RunSetup(out=out, model=model, objective=objective, dataset=dataset, collator=collator, cfg=tcfg,
+                        resolved=resolved, fingerprint=fingerprint, desc=f"pretrain {ocfg.name}",
+                        start="the beginning", summary=summary, finish=finish, validate=validate,
+                        val_log=val_log, val_every=tcfg.val_every)
