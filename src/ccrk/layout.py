@@ -40,6 +40,8 @@ __all__ = [
     "Setting",
     "SettingError",
     "VAL_LOG",
+    "XFLICKRCO_FEW_SHOT_LANGUAGES",
+    "XFLICKRCO_FEW_SHOT_SIZES",
     "WEIGHTS_FILE",
     "compare_name",
     "parse_compare_name",
@@ -126,6 +128,9 @@ DATASET_SOURCES: dict[str, tuple[str, ...]] = {
     "wit": ("iglue-wit", "wit-kaggle-pixels"),
     "mscoco": ("karpathy-splits", "stair-captions", "coco-cn", "coco-train2014", "coco-val2014"),
 }
+#: IGLUE's xFlickr&CO few-shot protocol: the languages with training files, and their sizes (``train_<n>.jsonl``).
+XFLICKRCO_FEW_SHOT_LANGUAGES: tuple[str, ...] = ("de", "es", "id", "ja", "ru", "tr", "zh")
+XFLICKRCO_FEW_SHOT_SIZES: tuple[str, ...] = ("1", "5", "10", "25", "50", "100")
 #: Sources that read what another source put in place (WIT's images are decoded for the URLs its
 #: annotations list): their download waits for that source.
 SOURCE_NEEDS: dict[str, tuple[str, ...]] = {"wit-kaggle-pixels": ("iglue-wit",)}

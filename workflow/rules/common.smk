@@ -10,7 +10,6 @@ from snakemake.utils import min_version, update_config, validate
 # calls its command.
 from ccrk import layout
 from ccrk.config import non_finite_keys
-from ccrk.datasets import xflickrco
 
 min_version("8.20")
 
@@ -180,8 +179,8 @@ SOURCE_NEEDS = layout.SOURCE_NEEDS
 TRAIN_FROM = {"xflickrco": "flickr30k"}
 #: The manifests each prepare step writes (xFlickr&CO: IGLUE's few-shot files, 7 languages x 6 sizes).
 PREPARED_SPLITS = {
-    "xflickrco": ["test"] + [f"few_shot/{lang}/train_{n}" for lang in xflickrco.FEW_SHOT_LANGUAGES
-                              for n in xflickrco.FEW_SHOT_SIZES],
+    "xflickrco": ["test"] + [f"few_shot/{lang}/train_{n}" for lang in layout.XFLICKRCO_FEW_SHOT_LANGUAGES
+                              for n in layout.XFLICKRCO_FEW_SHOT_SIZES],
     "flickr30k": ["train", "val", "test"],
     "multi30k": ["train", "val", "test"],
     "wit": ["train", "val", "test"],

@@ -3,7 +3,8 @@
 One module a dataset family, each turning the upstream files into
 :class:`ccrk.data.manifest.Record` lists: :mod:`.xflickrco`, :mod:`.multi30k`,
 :mod:`.flickr30k`, :mod:`.wit`, :mod:`.mscoco` (with :mod:`.karpathy`).
-:mod:`.download` holds the resumable downloader and the source registry,
+:mod:`.http` holds the resumable downloader, :mod:`.sources` the source
+registry and :mod:`.download` what ``ccrk download`` does with them;
 :mod:`.prepare` writes the manifests, :mod:`.cli` adds ``ccrk download`` and
 ``ccrk prepare``.
 

@@ -44,12 +44,12 @@ from ccrk.datasets._io import (
     require_file,
     resolve_image_name,
 )
+from ccrk.layout import XFLICKRCO_FEW_SHOT_LANGUAGES, XFLICKRCO_FEW_SHOT_SIZES
 
 #: Test languages, English first (the order the objectives rely on).
 LANGUAGES: tuple[str, ...] = ("en", "de", "es", "id", "ja", "ru", "tr", "zh")
-#: Few-shot training languages and the shot counts of IGLUE's protocol.
-FEW_SHOT_LANGUAGES: tuple[str, ...] = ("de", "es", "id", "ja", "ru", "tr", "zh")
-FEW_SHOT_SIZES: tuple[str, ...] = ("1", "5", "10", "25", "50", "100")
+#: Few-shot training languages and the shot counts of IGLUE's protocol (declared with the other shared names).
+FEW_SHOT_LANGUAGES, FEW_SHOT_SIZES = XFLICKRCO_FEW_SHOT_LANGUAGES, XFLICKRCO_FEW_SHOT_SIZES
 #: Where ``ccrk download`` puts the annotations, relative to the data root.
 ANNOTATION_DIR = "xflickrco/annotations"
 
