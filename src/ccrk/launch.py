@@ -85,19 +85,19 @@ class RestartableJob:
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: The ``ccrk`` command it runs for: names its progress lines in the job's own process (a Slurm job's .err).
+    command: str = "job"
 
     def __call__(self) -> Any:
+        from ccrk.cli import configure_logging
+
+        configure_logging(self.command)
         return self.fn(*self.args, **self.kwargs)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         from submitit.helpers import DelayedSubmission
 
-        return DelayedSubmission(RestartableJob(self.fn, self.args, dict(self.kwargs)))
-
-
-def stderr_line(message: str) -> None:
-    """A picklable progress callback: one line to stderr (the Slurm job's .err file, or the rule log)."""
-    print(message, file=sys.stderr, flush=True)
+        return DelayedSubmission(RestartableJob(self.fn, self.args, dict(self.kwargs), self.command))
 
 
 def launch_from_args(job: Callable[[], T], args: argparse.Namespace, config: dict[str, Any] | None,

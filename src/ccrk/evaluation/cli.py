@@ -44,12 +44,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         num_workers=args.num_workers,
     )
-    from ccrk.launch import RestartableJob, launch_from_args, stderr_line
+    from ccrk.launch import RestartableJob, launch_from_args
 
     start = time.perf_counter()
     job = RestartableJob(evaluate, (args.model, args.tokenizer, args.manifest, args.out, options),
-                         {"image_root": args.image_root, "config": config, "progress": stderr_line,
-                          "scenes": args.scenes})
+                         {"image_root": args.image_root, "config": config, "scenes": args.scenes},
+                         command="evaluate")
     metrics = launch_from_args(job, args, config, f"evaluate-{Path(args.out).name}", single_device=True)
     print(format_summary(metrics))
     written = [args.out / METRICS_FILE, args.out / RANKS_FILE, args.out / RANKS_ITC_FILE]

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from ccrk.tokenizer import check_model_tokenizer, load_tokenizer
 
 FORMAT = "ccrk.metrics/1"
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 def _model_meta(model_dir: Path) -> dict[str, Any]:
@@ -91,7 +91,6 @@ def evaluate(
     *,
     image_root: str | os.PathLike[str] | None = None,
     config: dict[str, Any] | None = None,
-    progress: Progress | None = None,
     scenes: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved model; write ``metrics.json``, ``ranks.npz``, ``ranks_itc.npz`` to ``out_dir``; return metrics.
@@ -104,7 +103,6 @@ def evaluate(
     from; it is recorded with the resolved ``evaluate`` section.
     """
     options = options or EvalOptions()
-    say = progress or (lambda _msg: None)
     start = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     _check_out(out_dir)
@@ -128,7 +126,7 @@ def evaluate(
     t0 = time.perf_counter()
     images = encode_images(model, data.image_paths, options.batch_size, device, options.num_workers)
     timings["encode_images_s"] = time.perf_counter() - t0
-    say(f"encoded {data.n_images} images in {timings['encode_images_s']:.1f} s on {device}")
+    log.info(f"encoded {data.n_images} images in {timings['encode_images_s']:.1f} s on {device}")
 
     ranks_t2i, ranks_i2t, itc_t2i, itc_i2t, pairs, per_lang_times = {}, {}, {}, {}, {}, {}
     attribute_scores: dict[str, Any] = {}
@@ -149,7 +147,7 @@ def evaluate(
         pairs[lang] = {"scored": result.pairs_scored, "public_code": result.pairs_public,
                        "k_t2i": result.k_t2i, "k_i2t": result.k_i2t}
         per_lang_times[lang] = {"encode_text_s": encode_s, **result.timings, "total_s": time.perf_counter() - t0}
-        say(
+        log.info(
             f"{lang}: {len(captions.texts)} captions, ITM on {result.pairs_scored:,} pairs "
             f"(public code {result.pairs_public:,}), {per_lang_times[lang]['total_s']:.1f} s"
         )

@@ -38,9 +38,10 @@ model code, so ``ccrk figures`` stays light.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,7 @@ SCORES: dict[str, str] = {
     "itm": "match-class logit of the ITM head",
 }
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 # -- scoring ------------------------------------------------------------------------
@@ -130,18 +131,16 @@ def score_captions(
     itm_batch_size: int,
     device: Any,
     num_workers: int = 0,
-    progress: Progress | None = None,
     timings: dict[str, Any] | None = None,
 ) -> dict[str, LanguageScores]:
     """:func:`score_language` for every language of ``data``, encoding the images once."""
     from ccrk.evaluation.encode import encode_images, encode_texts
 
-    say = progress or (lambda _msg: None)
     times = timings if timings is not None else {}
     t0 = time.perf_counter()
     images = encode_images(model, data.image_paths, batch_size, device, num_workers)
     times["encode_images_s"] = time.perf_counter() - t0
-    say(f"encoded {data.n_images} images in {times['encode_images_s']:.1f} s on {device}")
+    log.info(f"encoded {data.n_images} images in {times['encode_images_s']:.1f} s on {device}")
     out: dict[str, LanguageScores] = {}
     per_language: dict[str, dict[str, float]] = {}
     for lang in data.languages:
@@ -155,7 +154,7 @@ def score_captions(
         del texts
         n = len(out[lang].image)
         per_language[lang] = {"encode_text_s": encode_s, "itm_s": itm_s, "total_s": time.perf_counter() - t0}
-        say(f"{lang}: {n} captions, {2 * n} ITM pairs, {per_language[lang]['total_s']:.1f} s")
+        log.info(f"{lang}: {n} captions, {2 * n} ITM pairs, {per_language[lang]['total_s']:.1f} s")
     times["per_language"] = per_language
     return out
 
@@ -227,7 +226,6 @@ def attribute_diagnostic(
     options: EvalOptions | None = None,
     *,
     image_root: str | os.PathLike[str] | None = None,
-    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, LanguageScores]]:
     """Score a saved model on the near-duplicate pairs; write the summary JSON atomically to ``out``.
 
@@ -262,7 +260,7 @@ def attribute_diagnostic(
 
     scores = score_captions(model, tok, data, pairing, batch_size=options.batch_size,
                             itm_batch_size=options.itm_batch_size, device=device, num_workers=options.num_workers,
-                            progress=progress, timings=timings)
+                            timings=timings)
     del model
     doc = attributes_document(
         scores, pairing, data, options, model_dir=model_dir, model_config=meta["config"], tokenizer=tokenizer,

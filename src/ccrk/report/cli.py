@@ -94,7 +94,6 @@ def cmd_budget(args: argparse.Namespace) -> int:
 def cmd_attributes(args: argparse.Namespace) -> int:
     from ccrk.config import load_config, section
     from ccrk.evaluation.options import EvalOptions
-    from ccrk.launch import stderr_line
     from ccrk.report.attributes import attribute_diagnostic, format_attributes
 
     config = load_config(args.config, args.overrides)
@@ -113,7 +112,7 @@ def cmd_attributes(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     doc, _ = attribute_diagnostic(args.model, args.tokenizer, args.manifest, args.scenes, args.out, options,
-                                  image_root=args.image_root, progress=stderr_line)
+                                  image_root=args.image_root)
     print(format_attributes(doc))
     print(f"\nwrote {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
