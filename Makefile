@@ -23,7 +23,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[test,open_clip]'
 	touch $@
 
 ## The main job on the embedded default: the Snakemake DAG (profiles/default).
@@ -53,7 +53,7 @@ slurm-down:
 ## Re-pin requirements/lock.txt from the current environment.
 lock: install
 	{ echo "# Exact versions the suite is tested with (Python 3.11, CPU). Used as a pip constraints file:"; \
-	  echo "#   pip install -c requirements/lock.txt -e '.[test]'"; \
+	  echo "#   pip install -c requirements/lock.txt -e '.[test,open_clip]'"; \
 	  echo "# Regenerate with: make lock"; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^ccrk'; } > requirements/lock.txt
 

@@ -241,17 +241,25 @@ def test_k_test_one_makes_the_headline_the_itc_only_result(bench, tmp_path):
 
 def test_several_k_from_one_itm_pass_equal_separate_runs(bench):
     """rank_language_ks scores the largest k's pairs once; each smaller k must rank as a run at that k alone."""
-    from ccrk.evaluation import encode_images, encode_texts, load_eval_data, rank_language, rank_language_ks
+    from ccrk.evaluation import (
+        encode_images,
+        encode_texts,
+        itm_scorer,
+        load_eval_data,
+        rank_language,
+        rank_language_ks,
+    )
 
     model, tok = load_model(bench / "model0"), load_tokenizer(bench / "tok")
     data = load_eval_data(bench / "synth" / "test.jsonl", languages=["de"])
     images = encode_images(model, data.image_paths, 5, torch.device("cpu"))
     texts = encode_texts(model, tok, data.captions["de"].texts, 5, torch.device("cpu"))
     owners = data.captions["de"].txt2img
-    together = rank_language_ks(model, images, texts, owners, [K, 1, 3], 7)
+    match = itm_scorer(model)
+    together = rank_language_ks(match, images, texts, owners, [K, 1, 3], 7)
     assert sorted(together) == [1, 3, K]
     for k, got in together.items():
-        alone = rank_language(model, images, texts, owners, k, 7)
+        alone = rank_language(match, images, texts, owners, k, 7)
         assert np.array_equal(got.t2i, alone.t2i) and np.array_equal(got.i2t, alone.i2t), k
         assert (got.pairs_scored, got.pairs_public, got.k_t2i) == (alone.pairs_scored, alone.pairs_public, k)
         assert np.array_equal(got.itc_t2i, alone.itc_t2i) and np.array_equal(got.itc_i2t, alone.itc_i2t)

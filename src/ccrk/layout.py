@@ -21,8 +21,13 @@ __all__ = [
     "COMPARE_FILE",
     "DATASETS",
     "DATASET_SOURCES",
+    "EXTERNAL_DIR",
+    "EXTERNAL_MODEL_KINDS",
+    "EXTERNAL_NAME_PATTERN",
+    "EXTERNAL_RUN_DIR",
     "METRICS_FILE",
     "MODEL_DIR",
+    "NATIVE_MODEL_KIND",
     "OBJECTIVES",
     "OBJECTIVE_LABELS",
     "ONE_TO_K",
@@ -164,6 +169,19 @@ RUN_DIR = "{dataset}/{setting}/{objective}/seed{seed}"
 COMPARE_FILE = "{dataset}/{setting}/" + COMPARE_DIR + "/seed{seed}/" + ONE_TO_K + "-vs-{baseline}.json"
 
 _COMPARE_NAME = re.compile(r"([a-z_]+)-vs-([a-z_]+)\.json")
+
+# -- models trained elsewhere ------------------------------------------------------------------------
+
+#: ``ccrk evaluate --model DIR``: a model ccrk trained (the only kind with a matching head).
+NATIVE_MODEL_KIND = "ccrk"
+#: ``--model <kind>:<target>`` and the ``kind`` of a ``workflow.external_models`` entry.
+EXTERNAL_MODEL_KINDS: tuple[str, ...] = ("open_clip", "hf")
+#: Names of external models (a directory name and a table row).
+EXTERNAL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+#: Where external models' evaluations go in a dataset's results, beside its settings.
+EXTERNAL_DIR = "external"
+#: An external model's evaluation on a dataset's test split, under ``metrics``.
+EXTERNAL_RUN_DIR = "{dataset}/" + EXTERNAL_DIR + "/{model}"
 
 
 def compare_name(a: str, b: str) -> str:

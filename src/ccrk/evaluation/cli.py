@@ -26,10 +26,12 @@ def _k_test_flag(value: str) -> int | str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ccrk.config import load_config, section
+    from ccrk.evaluation.adapters import ModelSpec
     from ccrk.evaluation.options import EvalOptions
     from ccrk.evaluation.run import evaluate, format_summary
     from ccrk.layout import METRICS_FILE, RANKS_FILE, RANKS_ITC_FILE
 
+    spec = ModelSpec.parse(args.model, tokenizer=args.tokenizer, pretrained=args.pretrained)
     config = load_config(args.config, args.overrides)
     options = EvalOptions.from_config(
         section(config, "evaluate"),
@@ -47,7 +49,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ccrk.launch import RestartableJob, launch_from_args
 
     start = time.perf_counter()
-    job = RestartableJob(evaluate, (args.model, args.tokenizer, args.manifest, args.out, options),
+    job = RestartableJob(evaluate, (spec, args.manifest, args.out, options),
                          {"image_root": args.image_root, "config": config, "scenes": args.scenes},
                          command="evaluate")
     metrics = launch_from_args(job, args, config, f"evaluate-{Path(args.out).name}", single_device=True)
@@ -89,11 +91,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="two-stage retrieval on a test manifest: Recall@K, mR, MRV with bootstrap CIs, per-instance ranks "
-             "(and the ITC-only ones)",
+             "(and the ITC-only ones), for ccrk's models, open_clip's and Hugging Face dual encoders",
     )
     add_config_args(p)
-    p.add_argument("--model", type=Path, required=True, help="saved model directory (config.json + model.safetensors)")
-    p.add_argument("--tokenizer", required=True, help="tokenizer directory or Hugging Face name (offline)")
+    p.add_argument(
+        "--model", required=True,
+        help="a saved ccrk model directory (config.json + model.safetensors; needs --tokenizer), "
+             "open_clip:ARCH (with --pretrained; ARCH an open_clip architecture, a model-config JSON, or "
+             "local-dir:DIR) or hf:DIR (a Hugging Face save_pretrained directory of a dual encoder with its processor)",
+    )
+    p.add_argument("--tokenizer", help="a ccrk model's tokenizer directory or Hugging Face name (offline)")
+    p.add_argument("--pretrained", type=Path, help="open_clip:ARCH only: the local checkpoint file to load")
     p.add_argument("--manifest", type=Path, required=True, help="test manifest (JSON Lines)")
     p.add_argument("--image-root", type=Path, help="root of the manifest's image paths (default: its directory)")
     p.add_argument("--languages", help="comma-separated codes (default: evaluate.languages, else all in the manifest)")
@@ -104,7 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--k-test", type=_k_test_flag,
         help="candidates re-ranked by the ITM head per query (default 128), or 'auto': the k ccrk finetune chose "
-             "on validation (the model directory's retrieval.json)",
+             "on validation (the model directory's retrieval.json); models without a matching head rank by "
+             "similarity alone",
     )
     p.add_argument("--batch-size", type=int, help="images or captions a forward when encoding (default 64)")
     p.add_argument("--itm-batch-size", type=int, help="image-caption pairs a forward of the ITM head (default 256)")

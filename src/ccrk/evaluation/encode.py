@@ -9,7 +9,7 @@ length so that little compute goes into padding.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,22 +25,32 @@ from ccrk.models import CCRModel
 
 @dataclass
 class ImageEncoding:
-    tokens: torch.Tensor  # [I, N, vision_width]
+    """Features of every test image; ``tokens`` only for a model with a matching head to feed."""
+
     feats: torch.Tensor  # [I, embed_dim], L2-normalised
+    tokens: torch.Tensor | None = None  # [I, N, vision_width]
 
 
 @dataclass
 class TextEncoding:
-    tokens: torch.Tensor  # [T, L, hidden]; states at padding positions are arbitrary (masked)
-    mask: torch.Tensor  # [T, L], 1 = real token
+    """Features of one language's captions; token states, mask and ends only for a matching head."""
+
     feats: torch.Tensor  # [T, embed_dim], L2-normalised
-    ends: np.ndarray  # [T] on the host: 1 + position of the last real token
+    tokens: torch.Tensor | None = None  # [T, L, hidden]; states at padding positions are arbitrary (masked)
+    mask: torch.Tensor | None = None  # [T, L], 1 = real token
+    ends: np.ndarray | None = None  # [T] on the host: 1 + position of the last real token
 
 
-class _ImageFiles(Dataset):
-    def __init__(self, paths: Sequence[Path], image_size: int) -> None:
+class ImageFiles(Dataset):
+    """Images read from ``paths`` in order, each through ``transform`` (a PIL RGB image -> a ``[3, H, W]`` tensor).
+
+    Every model family brings its own evaluation preprocessing; an unreadable
+    file is a ``ValueError`` naming it.
+    """
+
+    def __init__(self, paths: Sequence[Path], transform: Callable[[Image.Image], torch.Tensor]) -> None:
         self.paths = list(paths)
-        self.transform = build_eval_transform(image_size)
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -52,6 +62,30 @@ class _ImageFiles(Dataset):
                 image = img.convert("RGB")
         except (OSError, ValueError) as err:
             raise ValueError(f"cannot read image {path}: {err}") from err
+        return self.transform(image)
+
+
+def image_batches(
+    paths: Sequence[Path], transform: Callable[[Image.Image], torch.Tensor], batch_size: int, device: torch.device,
+    num_workers: int = 0,
+) -> DataLoader:
+    """Batches of :class:`ImageFiles`, in ``paths`` order."""
+    return DataLoader(
+        ImageFiles(paths, transform),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
+
+
+class _EvalTransform:
+    """ccrk's evaluation transform as a one-argument callable (picklable for loader workers)."""
+
+    def __init__(self, image_size: int) -> None:
+        self.transform = build_eval_transform(image_size)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image, {})[0]
 
 
@@ -60,13 +94,7 @@ def encode_images(
     model: CCRModel, paths: Sequence[Path], batch_size: int, device: torch.device, num_workers: int = 0
 ) -> ImageEncoding:
     """Tokens and features of every image, in ``paths`` order, with the evaluation transform."""
-    loader = DataLoader(
-        _ImageFiles(paths, model.config.image_size),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-    )
+    loader = image_batches(paths, _EvalTransform(model.config.image_size), batch_size, device, num_workers)
     tokens = feats = None
     start = 0
     for images in loader:

@@ -31,7 +31,7 @@ from ccrk.atomic import atomic_write_text
 from ccrk.evaluation.data import EvalData
 from ccrk.evaluation.encode import encode_images, encode_texts
 from ccrk.evaluation.options import K_TEST_AUTO
-from ccrk.evaluation.retrieval import LanguageRanks, rank_language_ks
+from ccrk.evaluation.retrieval import LanguageRanks, itm_scorer, rank_language_ks
 from ccrk.layout import RETRIEVAL_FILE
 from ccrk.metrics import recall_at_k
 
@@ -68,7 +68,7 @@ def validation_scores(
         for lang in languages:
             captions = data.captions[lang]
             texts = encode_texts(model, tokenizer, captions.texts, batch_size, device)
-            ranks = rank_language_ks(model, images, texts, captions.txt2img, list(per_k), itm_batch_size)
+            ranks = rank_language_ks(itm_scorer(model), images, texts, captions.txt2img, list(per_k), itm_batch_size)
             del texts
             for k in per_k:
                 per_k[k].append(r1_score(ranks[k]))

@@ -31,6 +31,10 @@ from ccrk.models import CCRModel
 #: Bytes of query-by-candidate scores handled at once after the similarity matrix.
 CHUNK_BYTES = 64 * 2**20
 
+#: A re-ranking head: the matching scores of pairs ``(image_rows[p], text_rows[p])`` of the two encodings
+#: (higher = better match), given a batch size; ``None`` where a model has no such head.
+PairScorer = Callable[[ImageEncoding, np.ndarray, TextEncoding, np.ndarray, int], np.ndarray]
+
 
 @dataclass
 class LanguageRanks:
@@ -122,6 +126,18 @@ def score_pairs(
     return out.cpu().numpy()
 
 
+def itm_scorer(model: CCRModel) -> PairScorer:
+    """ccrk's matching head as a :data:`PairScorer` (the encodings must carry their token states)."""
+
+    def score(images: ImageEncoding, image_rows: np.ndarray, texts: TextEncoding, text_rows: np.ndarray,
+              batch_size: int) -> np.ndarray:
+        if images.tokens is None or texts.tokens is None:
+            raise ValueError("the matching head needs token states: encode with ccrk.evaluation.encode")
+        return score_pairs(model, images.tokens, image_rows, texts, text_rows, batch_size)
+
+    return score
+
+
 def two_stage_ranks(
     sim: torch.Tensor,
     direction: str,
@@ -170,7 +186,7 @@ def _over_all_images(gallery_ranks: np.ndarray, gallery: np.ndarray, n_all: int)
 
 @torch.no_grad()
 def rank_language_ks(
-    model: CCRModel,
+    match: PairScorer | None,
     images: ImageEncoding,
     texts: TextEncoding,
     txt2img: np.ndarray,
@@ -186,6 +202,9 @@ def rank_language_ks(
     (what a run at that ``k`` alone would score), ``pairs_public`` what the
     public code's two separate re-ranking passes would score, ``(T * k_t2i
     + I * k_i2t)``. The ITC-only ranks are the same in every entry.
+
+    ``match`` re-ranks (:func:`itm_scorer` for ccrk's model); a dual encoder
+    has none and can only be ranked at ``k = 1``, its similarity order.
     """
     ks = sorted({int(k) for k in k_tests})
     if not ks or ks[0] < 1:
@@ -205,9 +224,11 @@ def rank_language_ks(
     # A re-ranked list of one candidate keeps its order: k = 1 in both directions is the contrastive
     # ranking itself and needs no matching-head forward at all.
     reranked = [k for k in ks if topk[k][0].shape[1] > 1 or topk[k][1].shape[1] > 1]
+    if reranked and match is None:
+        raise ValueError(f"k_test {reranked} re-ranks with a matching head, and this model has none: use k_test 1")
     largest = unions[reranked[-1]] if reranked else None
-    itm = (score_pairs(model, images.tokens, gallery[largest.images], texts, largest.texts, itm_batch_size)
-           if largest is not None else None)
+    itm = (match(images, gallery[largest.images], texts, largest.texts, itm_batch_size)
+           if largest is not None and match is not None else None)
     shared["itm_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -249,7 +270,7 @@ def rank_language_ks(
 
 
 def rank_language(
-    model: CCRModel,
+    match: PairScorer | None,
     images: ImageEncoding,
     texts: TextEncoding,
     txt2img: np.ndarray,
@@ -260,4 +281,4 @@ def rank_language(
 
     See :func:`rank_language_ks`, of which this is the single-``k`` case.
     """
-    return rank_language_ks(model, images, texts, txt2img, [k_test], itm_batch_size)[int(k_test)]
+    return rank_language_ks(match, images, texts, txt2img, [k_test], itm_batch_size)[int(k_test)]

@@ -1,14 +1,19 @@
-"""``ccrk evaluate``: a saved model on a test manifest -> ``metrics.json`` + ``ranks.npz`` + ``ranks_itc.npz``.
+"""``ccrk evaluate``: a model on a test manifest -> ``metrics.json`` + ``ranks.npz`` + ``ranks_itc.npz``.
+
+The model is ccrk's own or one trained elsewhere (open_clip, Hugging Face:
+:mod:`ccrk.evaluation.adapters`); the outputs are the same, so ``ccrk
+compare``, the tables and the figures read them alike.
 
 Flow: validate everything that can be validated without the model (manifest,
-images, languages, MRV coverage, output path, model directory); encode every
+images, languages, MRV coverage, output path, model files); encode every
 image once; then one language at a time (so memory is bounded by one
 language's captions) encode its captions, rank both directions with
 two-stage retrieval, and drop the language's tensors; finally bootstrap the
 metrics and write the run directory atomically, so it is either complete or
 untouched.
 
-The headline numbers are two-stage at ``k_test``; the ``itc_only`` section
+The headline numbers are two-stage at ``k_test`` (a model without a
+matching head is ranked by similarity alone, ``k_test`` 1); the ``itc_only`` section
 holds the same summary of the contrastive ranks alone (``ranks_itc.npz``),
 because a weak matching head can make re-ranking worse than no re-ranking
 and only the pair shows it. ``k_test: auto`` takes the ``k_test`` that
@@ -35,31 +40,18 @@ import torch
 
 from ccrk import __version__
 from ccrk.atomic import atomic_directory, check_writable
+from ccrk.evaluation.adapters import ModelSpec
 from ccrk.evaluation.data import EvalData, check_mrv_coverage, load_eval_data
-from ccrk.evaluation.encode import encode_images, encode_texts
-from ccrk.evaluation.ktest import resolve_k_test
 from ccrk.evaluation.options import EvalOptions
 from ccrk.evaluation.rankset import RankSet
 from ccrk.evaluation.retrieval import rank_language
 from ccrk.evaluation.summary import summarize
 from ccrk.layout import ATTRIBUTES_FILE, METRICS_FILE, RANKS_FILE, RANKS_ITC_FILE
-from ccrk.models import load_model, read_model_config
-from ccrk.models.io import saved_tokenizer
-from ccrk.provenance import config_hash, git_revision
-from ccrk.tokenizer import check_model_tokenizer, load_tokenizer
+from ccrk.provenance import git_revision
 
 FORMAT = "ccrk.metrics/1"
 
 log = logging.getLogger(__name__)
-
-
-def _model_meta(model_dir: Path) -> dict[str, Any]:
-    if not model_dir.is_dir():
-        raise FileNotFoundError(
-            f"model directory {model_dir} does not exist (a saved ccrk model is a directory with "
-            "config.json and model.safetensors, written by save_model / ccrk finetune)"
-        )
-    return read_model_config(model_dir)
 
 
 def _check_out(out_dir: Path) -> None:
@@ -83,17 +75,21 @@ def _rankset(
 
 
 def evaluate(
-    model_dir: str | os.PathLike[str],
-    tokenizer: str | os.PathLike[str],
+    model: ModelSpec | str | os.PathLike[str],
     manifest: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     options: EvalOptions | None = None,
     *,
+    tokenizer: str | os.PathLike[str] | None = None,
+    pretrained: str | os.PathLike[str] | None = None,
     image_root: str | os.PathLike[str] | None = None,
     config: dict[str, Any] | None = None,
     scenes: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a saved model; write ``metrics.json``, ``ranks.npz``, ``ranks_itc.npz`` to ``out_dir``; return metrics.
+    """Evaluate a model; write ``metrics.json``, ``ranks.npz``, ``ranks_itc.npz`` to ``out_dir``; return metrics.
+
+    ``model``: a :class:`ModelSpec`, or what ``--model`` takes (a ccrk model
+    directory with ``tokenizer``, ``open_clip:ARCH`` with ``pretrained``, ``hf:DIR``).
 
     ``scenes``: also write ``attributes.json`` (:data:`ccrk.layout.ATTRIBUTES_FILE`), the
     near-duplicate diagnostic of a synthetic test split, from the same encodings.
@@ -104,10 +100,15 @@ def evaluate(
     """
     options = options or EvalOptions()
     start = time.perf_counter()
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    spec = model if isinstance(model, ModelSpec) else ModelSpec.parse(model, tokenizer=tokenizer,
+                                                                      pretrained=pretrained)
+    out_dir = Path(out_dir)
     _check_out(out_dir)
-    meta = _model_meta(model_dir)
-    k_test, k_test_source = resolve_k_test(options.k_test, model_dir)
+    spec.check()
+    if scenes is not None and not spec.has_matching_head:
+        raise ValueError(f"--scenes (the near-duplicate diagnostic) scores with a matching head, which {spec} "
+                         f"has not; evaluate it without --scenes")
+    k_test, k_test_source = spec.resolve_k_test(options.k_test)
     data = load_eval_data(manifest, image_root=image_root, languages=options.languages)
     mrv_languages = list(options.mrv_languages)
     if mrv_languages:
@@ -118,13 +119,12 @@ def evaluate(
 
         pairing = read_pairing(scenes, data)
     device = options.torch_device()
-    tok = load_tokenizer(tokenizer)
-    model = load_model(model_dir, map_location=device)
-    check_model_tokenizer(tok, str(tokenizer), model, saved_tokenizer(meta), str(model_dir))
+    retrieval_model = spec.load(device)
+    description = retrieval_model.describe()
     timings: dict[str, Any] = {"load_s": time.perf_counter() - start}
 
     t0 = time.perf_counter()
-    images = encode_images(model, data.image_paths, options.batch_size, device, options.num_workers)
+    images = retrieval_model.encode_images(data.image_paths, options.batch_size, options.num_workers)
     timings["encode_images_s"] = time.perf_counter() - t0
     log.info(f"encoded {data.n_images} images in {timings['encode_images_s']:.1f} s on {device}")
 
@@ -133,14 +133,15 @@ def evaluate(
     for lang in data.languages:
         t0 = time.perf_counter()
         captions = data.captions[lang]
-        texts = encode_texts(model, tok, captions.texts, options.batch_size, device)
+        texts = retrieval_model.encode_texts(captions.texts, options.batch_size)
         encode_s = time.perf_counter() - t0
-        result = rank_language(model, images, texts, captions.txt2img, k_test, options.itm_batch_size)
+        result = rank_language(retrieval_model.match, images, texts, captions.txt2img, k_test,
+                               options.itm_batch_size)
         if pairing is not None:
             from ccrk.report.attributes import score_language
 
-            attribute_scores[lang] = score_language(model, images, texts, captions.txt2img, pairing,
-                                                    options.itm_batch_size)
+            attribute_scores[lang] = score_language(retrieval_model.model, images, texts, captions.txt2img,
+                                                    pairing, options.itm_batch_size)
         del texts
         ranks_t2i[lang], ranks_i2t[lang] = result.t2i, result.i2t
         itc_t2i[lang], itc_i2t[lang] = result.itc_t2i, result.itc_i2t
@@ -152,7 +153,10 @@ def evaluate(
             f"(public code {result.pairs_public:,}), {per_lang_times[lang]['total_s']:.1f} s"
         )
     timings["per_language"] = per_lang_times
-    del images, model
+    tokenizer_label = retrieval_model.tokenizer_label
+    # the diagnostic (--scenes) is refused above for any model but ccrk's own
+    model_config = retrieval_model.meta["config"] if pairing is not None else None
+    del images, retrieval_model
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
@@ -174,8 +178,8 @@ def evaluate(
         "ccrk_version": __version__,
         "git_revision": git.sha,
         "git_dirty": git.dirty,
-        "model": {"path": str(model_dir), "config_hash": config_hash(meta["config"])},
-        "tokenizer": str(tokenizer),
+        "model": description,
+        "tokenizer": tokenizer_label,
         "manifest": str(manifest),
         "image_root": None if image_root is None else str(image_root),
         "device": str(device),
@@ -185,7 +189,7 @@ def evaluate(
         "n_captions": data.n_captions(),
         "k_test": k_test,
         "k_test_source": k_test_source,
-        "itm_score": "match-class logit of the ITM head",
+        "itm_score": "match-class logit of the ITM head" if spec.has_matching_head else None,
         "bootstrap": {"n_resamples": options.bootstrap, "alpha": options.alpha, "seed": options.seed, "unit": "image"},
         **summary,
         "itc_only": itc_summary,
@@ -204,8 +208,8 @@ def evaluate(
         from ccrk.report.attributes import attributes_document
 
         attributes = attributes_document(
-            attribute_scores, pairing, data, options, model_dir=model_dir, model_config=meta["config"],
-            tokenizer=tokenizer, manifest=manifest, scenes=scenes, image_root=image_root, device=device,
+            attribute_scores, pairing, data, options, model_dir=Path(spec.target), model_config=model_config,
+            tokenizer=tokenizer_label, manifest=manifest, scenes=scenes, image_root=image_root, device=device,
             timings={"in": "ccrk evaluate (encodings shared with the ranking: see metrics.json timings)"},
         )
 
