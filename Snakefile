@@ -33,3 +33,4 @@ rule experiments:
         metrics_files(),
         compare_files(),
         attribute_files(),
+        external_metrics_files(),

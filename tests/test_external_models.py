@@ -10,6 +10,7 @@ encoded alone, each query's candidates counted by hand.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -51,26 +52,23 @@ def bench(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def tiny_open_clip(bench) -> tuple[Path, Path]:
-    """A model-config JSON and a random-weight checkpoint saved from it."""
-    config = bench / "tiny-oc.json"
+def build_tiny_open_clip(root: Path) -> tuple[Path, Path]:
+    """A model-config JSON (architecture ``tiny-oc``) and a random-weight checkpoint saved from it."""
+    config = root / "tiny-oc.json"
     config.write_text(json.dumps(TINY_OPEN_CLIP))
     open_clip.add_model_config(config)
     torch.manual_seed(0)
     model = open_clip.create_model("tiny-oc")
-    ckpt = bench / "tiny-oc.pt"
+    ckpt = root / "tiny-oc.pt"
     torch.save(model.state_dict(), ckpt)
     return config, ckpt
 
 
-@pytest.fixture(scope="module")
-def tiny_hf_clip(bench) -> Path:
-    """A random-weight CLIPModel with a tokenizer trained on the benchmark and an image processor."""
+def build_tiny_hf_clip(root: Path, texts: Iterable[str]) -> Path:
+    """A random-weight CLIPModel with a tokenizer trained on ``texts`` and an image processor."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    tok = train_tokenizer(manifest_texts([bench / "synth" / "pretrain.jsonl"]), bench / "hf-tok", vocab_size=500,
-                          max_length=96)
+    tok = train_tokenizer(texts, root / "hf-tok", vocab_size=500, max_length=96)
     text = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
             "num_attention_heads": 2, "max_position_embeddings": 96, "pad_token_id": tok.pad_token_id,
             "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "projection_dim": 32}
@@ -78,11 +76,21 @@ def tiny_hf_clip(bench) -> Path:
               "image_size": 32, "patch_size": 8, "projection_dim": 32}
     torch.manual_seed(0)
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32))
-    out = bench / "hf-clip"
+    out = root / "hf-clip"
     model.save_pretrained(out)
     tok.save_pretrained(out)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_open_clip(bench) -> tuple[Path, Path]:
+    return build_tiny_open_clip(bench)
+
+
+@pytest.fixture(scope="module")
+def tiny_hf_clip(bench) -> Path:
+    return build_tiny_hf_clip(bench, manifest_texts([bench / "synth" / "pretrain.jsonl"]))
 
 
 def _evaluate(model: list[str], manifest: Path, out: Path, *extra: str) -> int:

@@ -23,6 +23,19 @@ def test_the_schema_enums_are_the_layouts() -> None:
     assert set(workflow["baselines"]["items"]["enum"]) == set(layout.OBJECTIVES) - {layout.ONE_TO_K}
     assert workflow["settings"]["items"]["pattern"] == f"^({layout.SETTING_PATTERN})$".replace(r"\d", "[0-9]")
     assert set(SCHEMA["properties"]["benchmarks"]["propertyNames"]["enum"]) == set(layout.DATASETS)
+    external = SCHEMA["properties"]["external_models"]
+    assert external["propertyNames"]["pattern"] == f"^{layout.EXTERNAL_NAME_PATTERN}$"
+    entry = external["additionalProperties"]["properties"]
+    assert tuple(entry["kind"]["enum"]) == layout.EXTERNAL_MODEL_KINDS
+    assert set(entry["datasets"]["items"]["enum"]) == set(layout.DATASETS)
+
+
+def test_external_runs_sit_beside_the_settings_and_cannot_be_taken_for_one() -> None:
+    run = layout.EXTERNAL_RUN_DIR.format(dataset="xflickrco", model="xlm-roberta-base-ViT-B-32")
+    assert run == "xflickrco/external/xlm-roberta-base-ViT-B-32"
+    with pytest.raises(SettingError):
+        parse_setting(layout.EXTERNAL_DIR)
+    assert layout.NATIVE_MODEL_KIND not in layout.EXTERNAL_MODEL_KINDS
 
 
 @pytest.mark.parametrize(("name", "expected"), [

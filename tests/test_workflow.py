@@ -122,6 +122,37 @@ def test_a_non_finite_number_in_the_config_is_named(workdir: Path) -> None:
     assert "config key train.lr is not a finite number" in result.stdout + result.stderr
 
 
+def test_external_models_plan_one_evaluation_per_dataset_and_feed_the_tables(workdir: Path) -> None:
+    (workdir / "ext.pt").write_bytes(b"")
+    (workdir / "hf").mkdir()
+    cfg = _config(workdir)
+    cfg["external_models"] = {"oc": {"kind": "open_clip", "arch": "ViT-B-32", "path": "ext.pt"},
+                              "clip": {"kind": "hf", "path": "hf", "datasets": ["synth"]}}
+    _write_config(workdir, cfg)
+    result = _snakemake(workdir, "-n", "-p", "tables")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "ccrk evaluate" in out and "--model open_clip:ViT-B-32 --pretrained ext.pt" in out
+    assert "--model hf:hf" in out and "--external results/metrics/synth/external/" in out
+    jobs = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert jobs["evaluate_external"] == 2, jobs
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"kind": "open_clip", "path": "x.pt"}, "'arch' is a required property"),
+    ({"kind": "hf", "path": "d", "arch": "ViT-B-32"}, "should not be valid"),
+    ({"kind": "onnx", "path": "m.onnx"}, "'onnx' is not one of"),
+    ({"kind": "hf", "path": "d", "datasets": ["wit"]}, "external_models.m.datasets: ['wit'] are not among"),
+])
+def test_a_bad_external_model_entry_is_refused_before_planning(workdir: Path, entry: dict, message: str) -> None:
+    cfg = _config(workdir)
+    cfg["external_models"] = {"m": entry}
+    _write_config(workdir, cfg)
+    result = _snakemake(workdir, "-n")
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+
+
 def test_a_download_that_reads_another_sources_files_waits_for_it(workdir: Path) -> None:
     """WIT's images are decoded for the URLs its annotations list: that job must not start before them."""
     result = _snakemake(workdir, "-n", "data/.ccrk/wit-kaggle-pixels.json", "--configfile", "config/paper.yaml")
@@ -153,10 +184,32 @@ def test_lint_is_clean(workdir: Path, configfile: list[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _external_models(root: Path) -> dict:
+    """A tiny random open_clip model and a tiny random CLIPModel, as a user would list them in the config."""
+    from test_external_models import build_tiny_hf_clip, build_tiny_open_clip
+
+    root.mkdir()
+    arch, ckpt = build_tiny_open_clip(root)
+    texts = ["a red square", "zwei blaue Kreise", "un triangle vert", "dva modré kruhy", "红色方块", "赤い四角"]
+    return {"tiny-oc": {"kind": "open_clip", "arch": str(arch), "path": str(ckpt)},
+            "tiny-hf": {"kind": "hf", "path": str(build_tiny_hf_clip(root, texts))}}
+
+
 def test_miniature_config_runs_end_to_end(workdir: Path) -> None:
-    _write_config(workdir, miniature(_config(workdir)))
+    config = miniature(_config(workdir))
+    config["external_models"] = _external_models(workdir.parent / "external")
+    _write_config(workdir, config)
     result = _snakemake(workdir, "--cores", "2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    # the external models' evaluations, beside the trained ones and in the per-language and MRV tables
+    for name in ("tiny-oc", "tiny-hf"):
+        metrics = json.loads((workdir / "results" / "metrics" / "synth" / "external" / name / "metrics.json")
+                             .read_text())
+        assert metrics["k_test"] == 1 and metrics["mrv"]["languages"] == ["en", "de", "ja", "zh"]
+        assert metrics["languages"] == ["en", "de", "fr", "cs", "zh", "ja"]
+        for table in ("per_language", "mrv"):
+            rows = pd.read_csv(workdir / "results" / "tables" / f"{table}.csv")
+            assert ((rows["setting"] == "external") & (rows["objective"] == name)).any(), (table, name)
     for table in TABLES:
         for ext in ("csv", "md", "tex"):
             assert (workdir / "results" / "tables" / f"{table}.{ext}").stat().st_size > 0

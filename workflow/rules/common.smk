@@ -285,6 +285,14 @@ def finetune_flags(wildcards):
     return flags
 
 
+def test_language_flags(dataset):
+    """--languages of a dataset's evaluations on every language: its evaluate.languages (synth: the trained ones)."""
+    langs = dataset_section("evaluate", dataset).get("languages")
+    if not langs and dataset == "synth":
+        langs = lookup(dpath="train/languages", within=config, default=None)
+    return [f"--languages {','.join(langs)}"] if langs else []
+
+
 def evaluate_flags(wildcards):
     """Single-language and few-shot models are tested on their language (no MRV); the others on every language.
 
@@ -294,12 +302,47 @@ def evaluate_flags(wildcards):
     _, lang, _ = parse_setting(wildcards.setting)
     if lang is not None:
         return " ".join([f"--languages {lang} --mrv-languages none", *flags])
-    langs = dataset_section("evaluate", wildcards.dataset).get("languages")
-    if not langs and wildcards.dataset == "synth":
-        langs = lookup(dpath="train/languages", within=config, default=None)
-    if langs:
-        flags.insert(0, f"--languages {','.join(langs)}")
-    return " ".join(flags)
+    return " ".join([*test_language_flags(wildcards.dataset), *flags])
+
+
+# -- models trained elsewhere (external_models) ---------------------------------
+
+EXTERNAL_MODELS = lookup(dpath="external_models", within=config, default=None) or {}
+EXTERNAL_RUN_DIR = layout.EXTERNAL_RUN_DIR
+for _name, _model in EXTERNAL_MODELS.items():
+    _stray = [d for d in _model.get("datasets", DATASETS) if d not in DATASETS]
+    if _stray:
+        raise ValueError(f"external_models.{_name}.datasets: {_stray} are not among workflow.datasets {DATASETS}")
+
+
+def external_datasets(name):
+    """The datasets an external model is evaluated on: its own list, else every dataset of the DAG."""
+    return EXTERNAL_MODELS[name].get("datasets", DATASETS)
+
+
+def external_metrics_files():
+    return [
+        f"{METRICS_DIR}/{EXTERNAL_RUN_DIR.format(dataset=dataset, model=name)}/{METRICS_FILE}"
+        for name in EXTERNAL_MODELS
+        for dataset in external_datasets(name)
+    ]
+
+
+def external_model_inputs(wildcards):
+    """The model's files: a checkpoint or save_pretrained directory, and an open_clip model-config JSON if one."""
+    model = EXTERNAL_MODELS[wildcards.model]
+    files = {"model": model["path"]}
+    if model["kind"] == "open_clip" and model["arch"].endswith(".json"):
+        files["arch"] = model["arch"]
+    return files
+
+
+def external_model_flags(wildcards):
+    """`ccrk evaluate`'s --model (and --pretrained) for an external model (ccrk.evaluation.adapters)."""
+    model = EXTERNAL_MODELS[wildcards.model]
+    if model["kind"] == "hf":
+        return f"--model hf:{model['path']}"
+    return f"--model open_clip:{model['arch']} --pretrained {model['path']}"
 
 
 # -- targets -------------------------------------------------------------------

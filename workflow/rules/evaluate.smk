@@ -57,6 +57,39 @@ use rule evaluate as evaluate_synth with:
         attributes=f"{METRICS_DIR}/{RUN_DIR}/{ATTRIBUTES_FILE}",
 
 
+rule evaluate_external:
+    """A model trained elsewhere (external_models: open_clip or a Hugging Face dual encoder) on a dataset's test
+    split, as it is: ranked by its similarities (it has no matching head), with the same metrics.json and
+    ranks.npz as the trained models' evaluations, for the per-language and MRV tables and ccrk compare."""
+    wildcard_constraints:
+        model=layout.EXTERNAL_NAME_PATTERN,
+    input:
+        unpack(external_model_inputs),
+        manifest=lambda wildcards: dataset_split(wildcards.dataset, "test"),
+    output:
+        metrics=f"{METRICS_DIR}/{EXTERNAL_RUN_DIR}/{METRICS_FILE}",
+        ranks=f"{METRICS_DIR}/{EXTERNAL_RUN_DIR}/{RANKS_FILE}",
+        ranks_itc=f"{METRICS_DIR}/{EXTERNAL_RUN_DIR}/{RANKS_ITC_FILE}",
+    params:
+        settings=lambda wildcards: dataset_overrides(wildcards.dataset, "evaluate"),
+        model=external_model_flags,
+        flags=lambda wildcards: " ".join(test_language_flags(wildcards.dataset)),
+        image_root=lambda wildcards: dataset_image_root(wildcards.dataset),
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+        launcher=launch_flags("evaluate"),
+        env=thread_env(JOB_THREADS),
+    threads: JOB_THREADS
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/evaluate/{{dataset}}/{layout.EXTERNAL_DIR}/{{model}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.env} ccrk evaluate {params.settings} {params.model} --manifest {input.manifest}"
+        " --image-root {params.image_root} {params.flags} --out {params.out} {params.launcher} > {log} 2>&1"
+
+
 rule compare:
     """Paired bootstrap over test images: 1-to-K minus a baseline in R@1, mR and MRV, with CI and p-value."""
     input:

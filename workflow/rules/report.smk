@@ -1,14 +1,17 @@
 rule tables:
-    """The paper's tables from every evaluation: Table 1 (paper beside reproduced), per language, MRV, significance."""
+    """The paper's tables from every evaluation: Table 1 (paper beside reproduced), per language, MRV, significance;
+    external models (external_models) get rows of their own in the per-language and MRV tables."""
     input:
         metrics=metrics_files(),
         compare=compare_files(),
+        external=external_metrics_files(),
     output:
         tables=table_files(),
         summary=expand(f"{SUMMARY_DIR}/{{objective}}.json", objective=OBJECTIVES),
         plots=f"{PLOTS_DIR}/recall_per_language.csv",
     params:
         compare=lambda wildcards, input: f"--compare {' '.join(input.compare)}" if input.compare else "",
+        external=lambda wildcards, input: f"--external {' '.join(input.external)}" if input.external else "",
         out=lambda wildcards, output: os.path.dirname(output.tables[0]),
         summary=lambda wildcards, output: os.path.dirname(output.summary[0]),
         plots=lambda wildcards, output: os.path.dirname(output.plots),
@@ -17,7 +20,7 @@ rule tables:
     conda:
         CONDA_ENV
     shell:
-        "ccrk tables --metrics {input.metrics} {params.compare} --out {params.out}"
+        "ccrk tables --metrics {input.metrics} {params.compare} {params.external} --out {params.out}"
         " --summary-dir {params.summary} --plots-dir {params.plots} > {log} 2>&1"
 
 

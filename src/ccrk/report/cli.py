@@ -20,10 +20,12 @@ from ccrk.cli import add_config_args
 
 def _found(results) -> str:  # type: ignore[no-untyped-def]
     seeds = sorted({r.seed for r in results.runs})
+    external = sorted({r.objective for r in results.external})
     return (
         f"found {len(results.runs)} evaluation runs ({', '.join(results.datasets)}; "
-        f"{', '.join(results.objectives)}; seeds {','.join(map(str, seeds))}) and "
-        f"{len(results.comparisons)} comparisons under {results.metrics_dir}"
+        f"{', '.join(results.objectives)}; seeds {','.join(map(str, seeds))}), "
+        f"{len(results.comparisons)} comparisons and {len(results.external)} runs of external models "
+        f"({', '.join(external) or 'none'}) under {results.metrics_dir}"
     )
 
 
@@ -31,14 +33,15 @@ def _results(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The runs named by --metrics/--compare (what the workflow declares), else every run under --metrics-dir."""
     from ccrk.report.runs import collect, discover
 
-    if args.metrics:
+    if args.metrics or args.external:
         if args.metrics_dir is not None:
             raise ValueError("give --metrics (the runs to report) or --metrics-dir (every run under it), not both")
-        return collect(args.metrics, args.compare)
+        return collect(args.metrics, args.compare, args.external)
     if args.metrics_dir is None:
-        raise ValueError("name the runs to report: --metrics FILE... [--compare FILE...] or --metrics-dir DIR")
-    if args.compare:
-        raise ValueError("--compare goes with --metrics; --metrics-dir finds the comparisons itself")
+        raise ValueError("name the runs to report: --metrics FILE... [--compare FILE...] [--external FILE...] or "
+                         "--metrics-dir DIR")
+    if args.compare or args.external:
+        raise ValueError("--compare and --external go with --metrics; --metrics-dir finds them itself")
     return discover(args.metrics_dir)
 
 
@@ -48,6 +51,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                         "passes the files it built, so a stale run on disk never enters a table)")
     p.add_argument("--compare", type=Path, nargs="+", default=[], metavar="FILE",
                    help="with --metrics: these comparisons (<dataset>/<setting>/compare/seed<seed>/<a>-vs-<b>.json)")
+    p.add_argument("--external", type=Path, nargs="+", default=[], metavar="FILE",
+                   help="with --metrics: runs of models trained elsewhere (<dataset>/external/<name>/metrics.json), "
+                        "rows of the per-language and MRV tables")
     p.add_argument("--metrics-dir", type=Path,
                    help="instead: every run and comparison found under this directory (e.g. results/metrics)")
 

@@ -6,6 +6,7 @@ The inputs are a fixed directory layout (what the workflow's ``evaluate`` and
     <metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/metrics.json   ccrk evaluate
     <metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/ranks.npz      (beside it)
     <metrics_dir>/<dataset>/<setting>/compare/seed<seed>/<a>-vs-<b>.json    ccrk compare --out
+    <metrics_dir>/<dataset>/external/<name>/{metrics.json,ranks.npz}         ccrk evaluate --model open_clip:/hf:
 
 The pre-training logs are read by :mod:`ccrk.report.logs`.
 
@@ -15,6 +16,10 @@ The pre-training logs are read by :mod:`ccrk.report.logs`.
   ``few_shot.<lang>.<shots>``.
 - ``objective``: ``one_to_k``, ``cross_lingual``, ``cross_modal``; the
   comparison files are named ``one_to_k-vs-<baseline>.json``.
+- ``external/<name>``: a model trained elsewhere (``workflow``'s
+  ``external_models``), evaluated as it is; it becomes a :class:`Run` with
+  the setting ``external``, its name as objective and no seed, kept apart in
+  :attr:`Results.external` (the per-language and MRV tables show it).
 
 Only what is found is used. Names starting with ``.`` (hidden files, the
 temporary directories of :mod:`ccrk.atomic`) are skipped; any other entry
@@ -38,6 +43,8 @@ from ccrk.evaluation.rankset import RankSet
 from ccrk.layout import (
     COMPARE_DIR,
     DATASETS,
+    EXTERNAL_DIR,
+    EXTERNAL_NAME_PATTERN,
     METRICS_FILE,
     OBJECTIVES,
     RANKS_FILE,
@@ -53,11 +60,16 @@ METRICS_FORMAT = "ccrk.metrics/1"
 COMPARE_FORMAT = "ccrk.compare/1"
 
 LAYOUT = (
-    "<metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/{metrics.json,ranks.npz} and "
-    "<metrics_dir>/<dataset>/<setting>/compare/seed<seed>/one_to_k-vs-<baseline>.json"
+    "<metrics_dir>/<dataset>/<setting>/<objective>/seed<seed>/{metrics.json,ranks.npz}, "
+    "<metrics_dir>/<dataset>/<setting>/compare/seed<seed>/one_to_k-vs-<baseline>.json and "
+    "<metrics_dir>/<dataset>/external/<name>/{metrics.json,ranks.npz}"
 )
 
 _SEED = re.compile(r"seed([0-9]+)")
+_EXTERNAL_NAME = re.compile(EXTERNAL_NAME_PATTERN)
+
+#: The setting of an external model's rows: evaluated as it is, not fine-tuned by ccrk.
+EXTERNAL_SETTING = Setting(EXTERNAL_DIR, EXTERNAL_DIR)
 
 
 class ResultsError(ValueError):
@@ -75,12 +87,15 @@ def parse_setting(name: str, path: Path | None = None) -> Setting:
 
 @dataclass(frozen=True)
 class Run:
-    """One ``ccrk evaluate`` run directory and its loaded ``metrics.json``."""
+    """One ``ccrk evaluate`` run directory and its loaded ``metrics.json``.
+
+    An external model's run has :data:`EXTERNAL_SETTING`, its name as ``objective`` and ``seed`` ``None``.
+    """
 
     dataset: str
     setting: Setting
     objective: str
-    seed: int
+    seed: int | None
     directory: Path
     metrics: dict[str, Any] = field(repr=False, compare=False)
 
@@ -140,10 +155,13 @@ class Results:
     metrics_dir: Path
     runs: list[Run]
     comparisons: list[Comparison]
+    #: Models trained elsewhere (``<dataset>/external/<name>``), apart from ``runs`` so that what reads
+    #: objectives and seeds (Table 1, significance, figures) never meets them.
+    external: list[Run] = field(default_factory=list)
 
     @property
     def datasets(self) -> list[str]:
-        found = {r.dataset for r in self.runs}
+        found = {r.dataset for r in (*self.runs, *self.external)}
         return [d for d in DATASETS if d in found]
 
     @property
@@ -153,7 +171,7 @@ class Results:
 
     @property
     def alphas(self) -> list[float]:
-        return sorted({r.alpha for r in self.runs})
+        return sorted({r.alpha for r in (*self.runs, *self.external)})
 
 
 def entries(directory: Path) -> list[Path]:
@@ -269,7 +287,7 @@ def check_unique_seeds(seed_dirs: list[Path]) -> None:
 
 
 def _load_run(dataset: str, setting: Setting, objective: str, seed_dir: Path) -> Run:
-    seed = seed_of(seed_dir, LAYOUT)
+    seed = None if setting is EXTERNAL_SETTING else seed_of(seed_dir, LAYOUT)
     metrics_path, ranks_path = seed_dir / METRICS_FILE, seed_dir / RANKS_FILE
     for needed in (metrics_path, ranks_path):
         if not needed.is_file():
@@ -284,6 +302,14 @@ def _load_run(dataset: str, setting: Setting, objective: str, seed_dir: Path) ->
             f"evaluated on {metrics['languages']}"
         )
     return Run(dataset, setting, objective, seed, seed_dir, metrics)
+
+
+def _load_external(dataset: str, model_dir: Path) -> Run:
+    """An external model's run directory ``<dataset>/external/<name>``."""
+    if not model_dir.is_dir() or _EXTERNAL_NAME.fullmatch(model_dir.name) is None:
+        raise ResultsError(f"{model_dir}: expected an external model's directory named {EXTERNAL_NAME_PATTERN} "
+                           f"(layout: {LAYOUT})")
+    return _load_run(dataset, EXTERNAL_SETTING, model_dir.name, model_dir)
 
 
 def _objective_pair(name: str) -> tuple[str, str] | None:
@@ -316,6 +342,7 @@ def discover(metrics_dir: str | os.PathLike[str]) -> Results:
         raise FileNotFoundError(f"metrics directory {root} does not exist (expected {LAYOUT})")
     runs: list[Run] = []
     comparisons: list[Comparison] = []
+    external: list[Run] = []
     for ds_dir in entries(root):
         if ds_dir.name not in DATASETS or not ds_dir.is_dir():
             raise ResultsError(f"{ds_dir}: not a dataset directory; expected one of {', '.join(DATASETS)} "
@@ -323,6 +350,9 @@ def discover(metrics_dir: str | os.PathLike[str]) -> Results:
         for st_dir in entries(ds_dir):
             if not st_dir.is_dir():
                 raise ResultsError(f"{st_dir}: expected a setting directory (layout: {LAYOUT})")
+            if st_dir.name == EXTERNAL_DIR:
+                external.extend(_load_external(ds_dir.name, model_dir) for model_dir in entries(st_dir))
+                continue
             setting = parse_setting(st_dir.name, st_dir)
             for ob_dir in entries(st_dir):
                 if ob_dir.name == COMPARE_DIR and ob_dir.is_dir():
@@ -335,17 +365,19 @@ def discover(metrics_dir: str | os.PathLike[str]) -> Results:
                 for seed_dir in seed_dirs:
                     runs.append(_load_run(ds_dir.name, setting, ob_dir.name, seed_dir))
                 check_unique_seeds(seed_dirs)
-    if not runs:
+    if not runs and not external:
         raise ResultsError(f"no evaluation runs under {root} (expected {LAYOUT})")
-    return _sorted_results(root, runs, comparisons)
+    return _sorted_results(root, runs, comparisons, external)
 
 
-def _sorted_results(root: Path, runs: list[Run], comparisons: list[Comparison]) -> Results:
+def _sorted_results(root: Path, runs: list[Run], comparisons: list[Comparison],
+                    external: list[Run] | None = None) -> Results:
     order = {d: n for n, d in enumerate(DATASETS)}
     obj = {o: n for n, o in enumerate(OBJECTIVES)}
     runs.sort(key=lambda r: (order[r.dataset], r.setting.name, obj[r.objective], r.seed))
     comparisons.sort(key=lambda c: (order[c.dataset], c.setting.name, c.seed, obj[c.b]))
-    return Results(root, runs, comparisons)
+    external = sorted(external or [], key=lambda r: (order[r.dataset], r.objective))
+    return Results(root, runs, comparisons, external)
 
 
 def _named(path: Path, what: str, names: tuple[str, ...]) -> str:
@@ -355,8 +387,9 @@ def _named(path: Path, what: str, names: tuple[str, ...]) -> str:
 
 
 def collect(metrics_files: Sequence[str | os.PathLike[str]],
-            compare_files: Sequence[str | os.PathLike[str]] = ()) -> Results:
-    """Exactly the runs and comparisons named (what the workflow's rules declare), nothing else.
+            compare_files: Sequence[str | os.PathLike[str]] = (),
+            external_files: Sequence[str | os.PathLike[str]] = ()) -> Results:
+    """Exactly the runs, comparisons and external models' runs named (what the workflow's rules declare).
 
     Walking ``metrics_dir`` (:func:`discover`) also finds the runs of an
     earlier configuration (a dropped seed or objective) still on disk and
@@ -380,7 +413,18 @@ def collect(metrics_files: Sequence[str | os.PathLike[str]],
             raise ResultsError(f"{path} and {seen[key]} are the same run {key}")
         seen[key] = path
         runs.append(run)
-    if not runs:
+    external: list[Run] = []
+    for given in external_files:
+        path = Path(given)
+        if path.name != METRICS_FILE or path.parent.parent.name != EXTERNAL_DIR:
+            raise ResultsError(f"{path}: expected <dataset>/{EXTERNAL_DIR}/<name>/{METRICS_FILE} (layout: {LAYOUT})")
+        run = _load_external(_named(path.parent.parent.parent, "a dataset", DATASETS), path.parent)
+        key = (run.dataset, EXTERNAL_DIR, run.objective, 0)
+        if key in seen:
+            raise ResultsError(f"{path} and {seen[key]} are the same external model on the same dataset")
+        seen[key] = path
+        external.append(run)
+    if not runs and not external:
         raise ResultsError(f"no evaluation runs given (expected files like {LAYOUT})")
     comparisons: list[Comparison] = []
     for given in compare_files:
@@ -396,5 +440,7 @@ def collect(metrics_files: Sequence[str | os.PathLike[str]],
         setting = parse_setting(compare_dir.parent.name, compare_dir.parent)
         comparisons.append(Comparison(dataset, setting, seed_of(path.parent, LAYOUT), *pair, path,
                                       load_comparison(path)))
-    root = Path(os.path.commonpath([str(Path(p).parent.parent.parent.parent) for p in metrics_files]))
-    return _sorted_results(root, runs, comparisons)
+    roots = [Path(p).parent.parent.parent.parent for p in metrics_files]
+    roots += [Path(p).parent.parent.parent.parent for p in external_files]
+    root = Path(os.path.commonpath([str(r) for r in roots]))
+    return _sorted_results(root, runs, comparisons, external)

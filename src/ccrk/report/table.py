@@ -124,13 +124,15 @@ def display_frame(frame: pd.DataFrame, drop: Sequence[str] = ()) -> pd.DataFrame
     out = frame.drop(columns=[c for c in drop if c in frame.columns]).copy()
     for col in ("objective", "a", "b"):
         if col in out.columns:
-            out[col] = out[col].map(OBJECTIVE_LABELS)
+            out[col] = [OBJECTIVE_LABELS.get(name, name) for name in out[col]]  # an external model keeps its name
     return out
 
 
 def common_notes(results: Results, multi: bool) -> list[str]:
+    every = [*results.runs, *results.external]
+    external = f" ({len(results.external)} of external models)" if results.external else ""
     notes = [
-        f"From {len(results.runs)} evaluation runs under {results.metrics_dir} (code: {revisions(results.runs)})."
+        f"From {len(every)} evaluation runs{external} under {results.metrics_dir} (code: {revisions(every)})."
     ]
     notes.append(f"Intervals: {ci_level(results.alphas)} over test images.")
     if multi:

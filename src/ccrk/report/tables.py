@@ -7,6 +7,10 @@
 - ``per_language``: R@1 per language, direction and objective, with the
   spread across languages (max - min and std) of ``metrics.json``.
 - ``mrv``: MRV per objective and direction (t2i, i2t, mean of both).
+
+  Both also hold a row group per external model (setting ``external``, the
+  model's name in the objective column): the models a user evaluated beside
+  the trained ones (``workflow``'s ``external_models``).
 - ``significance``: 1-to-K minus each baseline (``ccrk compare``) in R@1,
   mR and MRV, with the paired-bootstrap CI and p-value.
 
@@ -83,8 +87,16 @@ def _put_seed_mean(row: dict[str, Any], direction: str, metric: str, stats: Sequ
             f"{direction} std": s["std"], "seeds": s["seeds"]}
 
 
+def _external_note(results: Results) -> list[str]:
+    if not results.external:
+        return []
+    names = ", ".join(dict.fromkeys(r.objective for r in results.external))
+    return [f"Setting 'external': models trained elsewhere ({names}), evaluated as they are with ccrk evaluate "
+            f"(no matching head: ranked by similarity alone); the objective column holds the model's name."]
+
+
 def build_per_language(results: Results) -> Table:
-    groups = by_group(results.runs)
+    groups = by_group([*results.runs, *results.external])
     multi = any(len(g) > 1 for g in groups.values())
     rows = []
     for (dataset, setting, objective), runs in groups.items():
@@ -107,6 +119,7 @@ def build_per_language(results: Results) -> Table:
     notes = common_notes(results, multi)
     notes.append("R@1 in %. 'spread' rows: max - min and std of R@1 across the run's languages (metrics.json "
                  "recall_spread), the paper's consistency across languages; lower is more consistent.")
+    notes += _external_note(results)
     return Table("per_language", "Recall@1 per language and objective", frame, display, notes)
 
 
@@ -116,7 +129,7 @@ MRV_DIRECTIONS: tuple[str, ...] = (*DIRECTIONS, "mean")
 
 
 def build_mrv(results: Results) -> Table:
-    groups = by_group(results.runs)
+    groups = by_group([*results.runs, *results.external])
     multi = any(len(g) > 1 for g in groups.values())
     rows = []
     for (dataset, setting, objective), runs in groups.items():
@@ -135,6 +148,7 @@ def build_mrv(results: Results) -> Table:
     notes.append("MRV: mean over test images of the population std of the image's 0-based rank across the "
                  "listed languages (ccrk.metrics, as the paper's code); 'mean' averages both directions. "
                  "Lower is more consistent. Runs tested on one language (single_language, few_shot) have none.")
+    notes += _external_note(results)
     if not rows:
         notes.append("No run computed MRV.")
     return Table("mrv", "Mean Rank Variance per objective and direction", frame, display, notes)
