@@ -131,6 +131,14 @@ def configure_logging(command: str) -> None:
         root.addHandler(handler)
     handler.setFormatter(logging.Formatter(f"[ccrk {command}] %(message)s"))
     root.setLevel(logging.INFO)
+    top = logging.getLogger()
+    if not top.handlers:
+        # A library logging through the root logger (open_clip's logging.info) would otherwise run
+        # logging.basicConfig, whose handler repeats every ccrk line; other libraries' warnings stay visible.
+        others = logging.StreamHandler()
+        others.setLevel(logging.WARNING)
+        others.addFilter(lambda record: not record.name.startswith("ccrk"))
+        top.addHandler(others)
 
 
 #: Errors that come from the user's input, not from a bug: one line, exit 2.

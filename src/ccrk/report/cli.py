@@ -20,13 +20,14 @@ from ccrk.cli import add_config_args
 
 def _found(results) -> str:  # type: ignore[no-untyped-def]
     seeds = sorted({r.seed for r in results.runs})
-    external = sorted({r.objective for r in results.external})
-    return (
-        f"found {len(results.runs)} evaluation runs ({', '.join(results.datasets)}; "
-        f"{', '.join(results.objectives)}; seeds {','.join(map(str, seeds))}), "
-        f"{len(results.comparisons)} comparisons and {len(results.external)} runs of external models "
-        f"({', '.join(external) or 'none'}) under {results.metrics_dir}"
-    )
+    found = f"found {len(results.runs)} evaluation runs"
+    if results.runs:
+        found += f" ({', '.join(results.objectives)}; seeds {','.join(map(str, seeds))})"
+    found += f" and {len(results.comparisons)} comparisons"
+    if results.external:
+        names = ", ".join(sorted({r.objective for r in results.external}))
+        found += f", {len(results.external)} runs of external models ({names})"
+    return f"{found} on {', '.join(results.datasets)} under {results.metrics_dir}"
 
 
 def _results(args: argparse.Namespace):  # type: ignore[no-untyped-def]
