@@ -64,22 +64,35 @@ def build_tiny_open_clip(root: Path) -> tuple[Path, Path]:
     return config, ckpt
 
 
-def build_tiny_hf_clip(root: Path, texts: Iterable[str]) -> Path:
-    """A random-weight CLIPModel with a tokenizer trained on ``texts`` and an image processor."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+def build_tiny_hf_clip(root: Path, texts: Iterable[str], family: str = "clip") -> Path:
+    """A random-weight ``CLIPModel`` (or ``SiglipModel``) with a tokenizer trained on ``texts`` and an image processor.
 
-    tok = train_tokenizer(texts, root / "hf-tok", vocab_size=500, max_length=96)
+    The SigLIP tokenizer returns input ids only, as SigLIP's own does (the model was trained on captions
+    padded to the full length, without a mask).
+    """
+    import transformers
+
+    texts = list(texts)
+    tok = train_tokenizer(texts, root / f"hf-tok-{family}", vocab_size=500, max_length=96)
     text = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
             "num_attention_heads": 2, "max_position_embeddings": 96, "pad_token_id": tok.pad_token_id,
-            "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "projection_dim": 32}
+            "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id}
     vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "image_size": 32, "patch_size": 8, "projection_dim": 32}
+              "image_size": 32, "patch_size": 8}
     torch.manual_seed(0)
-    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32))
-    out = root / "hf-clip"
+    if family == "clip":
+        model = transformers.CLIPModel(transformers.CLIPConfig(
+            text_config={**text, "projection_dim": 32}, vision_config={**vision, "projection_dim": 32},
+            projection_dim=32))
+        processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    else:
+        model = transformers.SiglipModel(transformers.SiglipConfig(text_config=text, vision_config=vision))
+        processor = transformers.SiglipImageProcessor(size={"height": 32, "width": 32})
+        tok.model_input_names = ["input_ids"]
+    out = root / f"hf-{family}"
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
+    processor.save_pretrained(out)
     return out
 
 
@@ -91,6 +104,11 @@ def tiny_open_clip(bench) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def tiny_hf_clip(bench) -> Path:
     return build_tiny_hf_clip(bench, manifest_texts([bench / "synth" / "pretrain.jsonl"]))
+
+
+@pytest.fixture(scope="module")
+def tiny_hf_siglip(bench) -> Path:
+    return build_tiny_hf_clip(bench, manifest_texts([bench / "synth" / "pretrain.jsonl"]), family="siglip")
 
 
 def _evaluate(model: list[str], manifest: Path, out: Path, *extra: str) -> int:
@@ -117,6 +135,13 @@ def hf_run(bench, tiny_hf_clip) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def siglip_run(bench, tiny_hf_siglip) -> Path:
+    out = bench / "runs" / "siglip"
+    assert _evaluate([f"hf:{tiny_hf_siglip}"], bench / "synth" / "test.jsonl", out) == 0
+    return out
+
+
 # -- the reference: the library's own API, one item at a time ------------------------------------------------
 
 
@@ -132,10 +157,13 @@ def _open_clip_features(tiny_open_clip, images: list[Path], texts: list[str]) ->
 
 
 def _hf_features(directory: Path, images: list[Path], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+    """Each image and caption alone through ``get_image_features``/``get_text_features``; SigLIP's captions padded
+    to its full length, as it was trained."""
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-    model = CLIPModel.from_pretrained(directory).eval()
+    model = AutoModel.from_pretrained(directory).eval()
     tok, proc = AutoTokenizer.from_pretrained(directory), AutoImageProcessor.from_pretrained(directory)
+    padding = "max_length" if model.config.model_type == "siglip" else False
 
     def pooled(out):
         return out if isinstance(out, torch.Tensor) else out.pooler_output
@@ -143,11 +171,8 @@ def _hf_features(directory: Path, images: list[Path], texts: list[str]) -> tuple
     with torch.no_grad():
         img = [pooled(model.get_image_features(**proc(images=Image.open(p).convert("RGB"), return_tensors="pt")))[0]
                for p in images]
-        txt = []
-        for t in texts:
-            enc = tok([t], return_tensors="pt")
-            txt.append(pooled(model.get_text_features(input_ids=enc["input_ids"],
-                                                      attention_mask=enc["attention_mask"]))[0])
+        txt = [pooled(model.get_text_features(**tok([t], padding=padding, max_length=96, return_tensors="pt")))[0]
+               for t in texts]
     img_t, txt_t = torch.stack(img), torch.stack(txt)
     return (img_t / img_t.norm(dim=-1, keepdim=True)).numpy(), (txt_t / txt_t.norm(dim=-1, keepdim=True)).numpy()
 
@@ -177,7 +202,7 @@ def _test_split(bench: Path) -> tuple[list[Path], dict[str, list[str]]]:
     return images, {lang: [r.captions[lang][0] for r in records] for lang in LANGS}
 
 
-@pytest.mark.parametrize("kind", ["open_clip", "hf"])
+@pytest.mark.parametrize("kind", ["open_clip", "hf", "siglip"])
 def test_ranks_equal_a_loop_over_the_library_api(request, bench, kind):
     run = request.getfixturevalue(f"{kind}_run")
     images, captions = _test_split(bench)
@@ -185,7 +210,8 @@ def test_ranks_equal_a_loop_over_the_library_api(request, bench, kind):
     if kind == "open_clip":
         img, txt = _open_clip_features(request.getfixturevalue("tiny_open_clip"), images, texts)
     else:
-        img, txt = _hf_features(request.getfixturevalue("tiny_hf_clip"), images, texts)
+        directory = request.getfixturevalue("tiny_hf_clip" if kind == "hf" else "tiny_hf_siglip")
+        img, txt = _hf_features(directory, images, texts)
     ranks = RankSet.load(run / "ranks.npz")
     itc = RankSet.load(run / "ranks_itc.npz")
     exact = 0
@@ -199,13 +225,14 @@ def test_ranks_equal_a_loop_over_the_library_api(request, bench, kind):
     assert ranks.mrv_languages == ["en", "de", "ja", "zh"]
 
 
-@pytest.mark.parametrize("kind", ["open_clip", "hf"])
+@pytest.mark.parametrize("kind", ["open_clip", "hf", "siglip"])
 def test_metrics_json_is_a_complete_run_without_a_matching_head(request, kind):
     from ccrk.report.runs import load_metrics
 
     run = request.getfixturevalue(f"{kind}_run")
     m = load_metrics(run / "metrics.json")  # every number the tables read, checked
-    assert m["model"]["kind"] == kind and len(m["model"]["config_hash"]) == 64
+    assert m["model"]["kind"] == ("open_clip" if kind == "open_clip" else "hf")
+    assert len(m["model"]["config_hash"]) == 64
     assert m["k_test"] == 1 and m["k_test_source"].startswith("no matching head")
     assert m["itm_score"] is None and m["itm_pairs"]["scored"] == 0
     assert m["mrv"]["languages"] == ["en", "de", "ja", "zh"] and np.isfinite(m["mrv"]["mean"]["value"])
@@ -214,7 +241,7 @@ def test_metrics_json_is_a_complete_run_without_a_matching_head(request, kind):
     if kind == "open_clip":
         assert m["model"]["arch"] == "tiny-oc" and len(m["model"]["sha256"]) == 64
     else:
-        assert m["model"]["class"] == "CLIPModel"
+        assert m["model"]["class"] == {"hf": "CLIPModel", "siglip": "SiglipModel"}[kind]
 
 
 def test_compare_pairs_two_external_models_on_the_same_test_set(open_clip_run, hf_run, tmp_path, capsys):
