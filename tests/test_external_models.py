@@ -300,6 +300,8 @@ def test_bad_external_model_arguments_are_one_line_errors(bench, tiny_open_clip,
         ([f"hf:{tiny_hf_clip}", "--pretrained", str(ckpt)], "--pretrained is for open_clip"),
         ([str(tiny_hf_clip)], "needs --tokenizer"),
         ([f"hf:{tiny_hf_clip}", "--scenes", str(bench / "synth" / "scenes" / "test.jsonl")], "matching head"),
+        ([f"open_clip:local-dir:{tmp_path}"], "has no open_clip_config.json"),
+        ([f"open_clip:local-dir:{tmp_path}", "--pretrained", str(ckpt)], "--pretrained is not used"),
     ]
     for model, message in cases:
         out = tmp_path / "run"
@@ -321,3 +323,32 @@ def test_a_checkpoint_of_another_architecture_is_refused(bench, tiny_open_clip, 
                      tmp_path / "run") == 2
     err = capsys.readouterr().err
     assert "open_clip cannot build 'tiny-oc'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_open_clip_local_dir_ranks_as_the_same_checkpoint_by_file(bench, tiny_open_clip, open_clip_run, tmp_path):
+    """open_clip's own folder format (open_clip_config.json + weights) gives the ranks of --pretrained FILE."""
+    import shutil
+
+    _, ckpt = tiny_open_clip
+    folder = tmp_path / "tiny-oc-dir"
+    folder.mkdir()
+    shutil.copy(ckpt, folder / "open_clip_pytorch_model.bin")
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_OPEN_CLIP}))
+    out = tmp_path / "run"
+    assert _evaluate([f"open_clip:local-dir:{folder}"], bench / "synth" / "test.jsonl", out) == 0
+    got, want = RankSet.load(out / "ranks.npz"), RankSet.load(open_clip_run / "ranks.npz")
+    for lang in LANGS:
+        assert np.array_equal(got.t2i[lang], want.t2i[lang]) and np.array_equal(got.i2t[lang], want.i2t[lang])
+    assert json.loads((out / "metrics.json").read_text())["model"]["path"] is None
+
+
+def test_an_open_clip_text_tower_missing_from_the_hub_cache_is_named(bench, tiny_open_clip, tmp_path, capsys):
+    """XLM-R open_clip models build their text tower from Hugging Face files: offline (conftest) and uncached,
+    one line naming the model to fetch (where a cache did hold it, the tiny checkpoint would not fit the
+    architecture, and the same line names it too)."""
+    _, ckpt = tiny_open_clip
+    assert _evaluate(["open_clip:xlm-roberta-base-ViT-B-32", "--pretrained", str(ckpt)],
+                     bench / "synth" / "test.jsonl", tmp_path / "run") == 2
+    err = capsys.readouterr().err.strip()
+    assert "'xlm-roberta-base'" in err and "huggingface-cli download xlm-roberta-base" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "run").exists()

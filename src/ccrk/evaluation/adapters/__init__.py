@@ -95,6 +95,10 @@ class ModelSpec:
                 if self.pretrained is not None:
                     raise ValueError(f"--pretrained is not used with open_clip:{self.target} (the folder holds "
                                      f"the weights)")
+                folder = Path(self.target[len(LOCAL_DIR):])
+                if not (folder / "open_clip_config.json").is_file():
+                    raise FileNotFoundError(f"open_clip folder {folder} has no open_clip_config.json (open_clip's "
+                                            f"local-dir: holds it and the weights)")
                 return
             if self.pretrained is None:
                 raise ValueError(f"open_clip:{self.target} needs --pretrained, a local checkpoint file "

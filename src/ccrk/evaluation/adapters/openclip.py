@@ -68,9 +68,13 @@ class OpenClipModel(RetrievalModel):
             tokenizer = open_clip.get_tokenizer(self.arch)
         except (OSError, RuntimeError, ValueError, KeyError) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            tower = _hf_text_tower(open_clip, self.arch)
+            needs = (f"its text tower {tower!r} must be in the local Hugging Face cache (on a machine with "
+                     f"network: huggingface-cli download {tower}, then copy the cache)" if tower
+                     else fetch_hint(self.arch))
             raise ValueError(
                 f"open_clip cannot build {self.arch!r} from {self.pretrained or 'its folder'} offline: {reason} "
-                f"(architectures with a Hugging Face text tower need it in the local cache; {fetch_hint(self.arch)})"
+                f"({needs})"
             ) from err
         self.model = model.eval()
         self.preprocess = preprocess
@@ -97,6 +101,13 @@ class OpenClipModel(RetrievalModel):
     @property
     def tokenizer_label(self) -> str:
         return f"open_clip.get_tokenizer({self.arch!r})"
+
+
+def _hf_text_tower(open_clip: Any, arch: str) -> str | None:
+    """The Hugging Face model an architecture's text tower is built from (XLM-R, RoBERTa), if any."""
+    config = open_clip.get_model_config(arch) if not arch.startswith(LOCAL_DIR) else None
+    text = (config or {}).get("text_cfg", {})
+    return text.get("hf_model_name") or text.get("hf_tokenizer_name")
 
 
 def register_architecture(arch: str) -> str:
