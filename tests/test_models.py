@@ -492,6 +492,35 @@ def test_length_buckets_give_the_features_of_one_padded_batch(tokenizer, batch):
                                    plain.encode_text(left_ids, left_mask)[1], atol=0, rtol=0)
 
 
+def test_channels_last_image_tower_computes_the_same_and_saves_plain_weights(tokenizer, batch, tmp_path):
+    images = batch[0]
+    kw = {"image_encoder": "test_resnet", "image_kwargs": {"output_stride": 16}}
+    plain, fast = _variant(tokenizer, **kw), _variant(tokenizer, image_channels_last=True, **kw)
+    convs = [m.weight for m in fast.image.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert any(not w.is_contiguous() for w in convs)  # (a 1x1 kernel is both)
+    # Same initial weights (same seed, only the memory order differs), same features up to summation order.
+    for (name, a), b in zip(plain.state_dict().items(), fast.state_dict().values()):
+        assert torch.equal(a, b), name
+    with torch.no_grad():
+        want, got = plain.encode_image(images), fast.encode_image(images)
+    for w, g in zip(want, got):
+        torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
+    # Weights are written contiguous and come back channels-last, computing exactly what was saved.
+    save_model(fast, tmp_path / "m")
+    stored = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert all(t.is_contiguous() for t in stored.values())
+    loaded = load_model(tmp_path / "m").eval()
+    assert loaded.config.image_channels_last is True
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last)
+               for m in loaded.image.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        for w, g in zip(got, loaded.encode_image(images)):
+            assert torch.equal(g, w)
+    with pytest.raises(ModelConfigError, match="model.image_channels_last"):
+        ModelConfig(image_channels_last="yes")
+
+
 def test_new_model_keys_are_validated_by_name():
     with pytest.raises(ModelConfigError, match="model.text_pooling"):
         ModelConfig(text_pooling="max")

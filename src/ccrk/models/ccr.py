@@ -46,7 +46,7 @@ class CCRModel(nn.Module):
         # Text first: its config errors (vocab size, layer counts) then surface before the slower image build.
         tower = build_text_tower(config, tokenizer=tokenizer, vocab_size=vocab_size)
         self.image = ImageEncoder(config.image_encoder, config.image_size, config.image_pretrained, config.image_kwargs,
-                                  pooling=config.image_pooling)
+                                  pooling=config.image_pooling, channels_last=config.image_channels_last)
         self.text = tower.model
         self.max_text_length = tower.max_text_length
         tc = self.text.config

@@ -76,6 +76,12 @@ class ModelConfig:
     of similar length, each padded only to its own longest caption: with K
     languages in a batch (Japanese captions are twice as long as Czech ones)
     one padded batch spends most of the text tower on padding.
+
+    ``image_channels_last`` keeps the image backbone's weights and inputs in
+    channels-last memory order: oneDNN's CPU convolutions (and cuDNN's under
+    mixed precision) run faster that way. It changes the order of
+    floating-point sums, not what is computed; saved weights are plain
+    contiguous tensors either way.
     """
 
     image_encoder: str = "vit_tiny_patch16_224"
@@ -91,6 +97,7 @@ class ModelConfig:
     itm_head: str = "linear"
     text_pooling: str = "cls"
     image_pooling: str = "mean"
+    image_channels_last: bool = False
     text_length_buckets: int = 1
     embed_dim: int = 256
     temp_init: float = 0.07
@@ -109,6 +116,7 @@ class ModelConfig:
         for key in ("text_layers", "fusion_layers", "embed_dim", "max_length", "text_length_buckets"):
             _check_type(key, getattr(self, key), (int,))
         _check_type("fusion_init_from_text", self.fusion_init_from_text, (bool,))
+        _check_type("image_channels_last", self.image_channels_last, (bool,))
         _check_type("itm_head", self.itm_head, (str,))
         _check_type("text_pooling", self.text_pooling, (str,))
         _check_type("image_pooling", self.image_pooling, (str,))

@@ -146,6 +146,7 @@ class ImageEncoder(nn.Module):
         pretrained: str | None = None,
         kwargs: dict | None = None,
         pooling: str = "mean",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.image_size = image_size
@@ -160,6 +161,9 @@ class ImageEncoder(nn.Module):
             if "Unknown model" in str(err):
                 raise ValueError(f"model.image_encoder: {err}") from err
             raise
+        # Memory order of the backbone's weights and inputs (model.image_channels_last); the
+        # layout of its *output* is what timm's output_fmt says, below.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.width: int = int(self.backbone.num_features)
         self.has_cls = getattr(self.backbone, "cls_token", None) is not None
         fmt = getattr(self.backbone, "output_fmt", "NCHW")
@@ -167,6 +171,8 @@ class ImageEncoder(nn.Module):
         self.load_report: WeightsReport | None = None
         if pretrained not in (None, "hub"):
             self.load_report = load_local_weights(self.backbone, pretrained)
+        if channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
         self.pool: AttentionPool | None = None
         if pooling == "attention":
             if self.has_cls:
@@ -178,7 +184,7 @@ class ImageEncoder(nn.Module):
             raise ValueError(f"model.image_pooling must be 'mean' or 'attention', got {pooling!r}")
 
     def _grid(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.backbone.forward_features(images)
+        x = self.backbone.forward_features(images.contiguous(memory_format=self.memory_format))
         if x.ndim == 4:
             x = x.flatten(1, 2) if self.channels_last else x.flatten(2).transpose(1, 2)
         elif x.ndim != 3:
