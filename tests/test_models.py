@@ -504,7 +504,7 @@ def test_channels_last_image_tower_computes_the_same_and_saves_plain_weights(tok
         assert torch.equal(a, b), name
     with torch.no_grad():
         want, got = plain.encode_image(images), fast.encode_image(images)
-    for w, g in zip(want, got):
+    for w, g in zip(want, got):  # measured: differences ~5e-7 at values up to 1.4; 1e-4 leaves any CPU room
         torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
     # Weights are written contiguous and come back channels-last, computing exactly what was saved.
     save_model(fast, tmp_path / "m")
