@@ -65,10 +65,11 @@ def test_the_embedded_model_starts_with_captions_and_images_apart(embedded):
     text_cos, image_cos = start()
     collapsed_text_cos, _ = start(initializer_range=0.02)
     # Spread = 1 - mean pairwise cosine. Measured: text 0.016 configured vs 0.00001 at 0.02 (every caption
-    # the same vector); images 0.018 (a random CNN's pooled ReLU features share a positive mean).
+    # the same vector); images 0.007-0.020 depending on the initial weights and the 64 images (a random
+    # CNN's pooled ReLU features share a positive mean), hundreds of times a collapsed tower's spread.
     assert 1 - collapsed_text_cos < 1e-4
     assert 1 - text_cos > 100 * (1 - collapsed_text_cos) and 1 - text_cos > 0.01, text_cos
-    assert 1 - image_cos > 0.01, image_cos
+    assert 1 - image_cos > 0.003, image_cos
 
 
 @pytest.mark.slow

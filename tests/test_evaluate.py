@@ -144,12 +144,16 @@ def _encode_test_split(bench: Path, lang: str):
     return model, enc, img_tok, img_feat, txt_tok, txt_feat
 
 
-def _reference(bench: Path, lang: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Each direction re-ranked on its own, pair by pair, with no cache: the public code's flow, total order."""
+def _reference(bench: Path, lang: str, k: int = K, folds: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each direction re-ranked on its own, pair by pair, with no cache: the public code's flow, total order.
+
+    With ``folds`` the test images form that many contiguous galleries and a query meets only its own's
+    candidates (one caption an image, so caption t belongs to image t)."""
     model, enc, img_tok, img_feat, txt_tok, txt_feat = _encode_test_split(bench, lang)
     with torch.no_grad():
         sim = (img_feat @ txt_feat.T).numpy()
         n = sim.shape[0]
+        size = n // folds
 
         def itm(image: int, text: int) -> float:
             mask = enc["attention_mask"][text : text + 1]
@@ -157,16 +161,20 @@ def _reference(bench: Path, lang: str) -> tuple[np.ndarray, np.ndarray, int]:
             return float(out[0, 1])
 
         def rank(row: np.ndarray, score, target: int) -> int:
-            by_sim = list(np.argsort(-row, kind="stable"))  # descending, ties to the lower index
-            top = by_sim[:K]
+            start = target // size * size
+            by_sim = [start + int(c) for c in np.argsort(-row[start:start + size], kind="stable")]  # ties: lower index
+            top = by_sim[:k]
             reranked = sorted(top, key=lambda c: (-score(c), c))
             order = reranked + [c for c in by_sim if c not in top]
             return order.index(target)
 
         t2i = np.array([rank(sim[:, t], lambda i, t=t: itm(i, t), t) for t in range(n)])
         i2t = np.array([rank(sim[i], lambda t, i=i: itm(i, t), i) for i in range(n)])
-        pairs = {(int(i), t) for t in range(n) for i in np.argsort(-sim[:, t], kind="stable")[:K]}
-        pairs |= {(i, int(t)) for i in range(n) for t in np.argsort(-sim[i], kind="stable")[:K]}
+        pairs = set()
+        for q in range(n):
+            start = q // size * size
+            pairs |= {(start + int(i), q) for i in np.argsort(-sim[start:start + size, q], kind="stable")[:k]}
+            pairs |= {(q, start + int(t)) for t in np.argsort(-sim[q, start:start + size], kind="stable")[:k]}
     return t2i, i2t, len(pairs)
 
 
@@ -265,6 +273,51 @@ def test_several_k_from_one_itm_pass_equal_separate_runs(bench):
         assert np.array_equal(got.itc_t2i, alone.itc_t2i) and np.array_equal(got.itc_i2t, alone.itc_i2t)
     assert np.array_equal(together[1].t2i, together[1].itc_t2i) and np.array_equal(together[1].i2t, together[1].itc_i2t)
     assert not np.array_equal(together[K].t2i, together[K].itc_t2i)  # the ITM head re-orders: k matters here
+
+
+@pytest.mark.parametrize(("k", "folds"), [(3, 2), (2, 3)])
+def test_folds_rank_every_query_within_its_own_gallery(bench, tmp_path, k, folds):
+    """COCO's 1K-of-5K protocol: ranks within each fold equal the per-direction reference on that fold alone."""
+    out = tmp_path / "run"
+    assert _evaluate(bench, out, "--k-test", str(k), "--folds", str(folds)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["folds"], metrics["gallery_images"], metrics["n_images"]) == (folds, N_TEST // folds, N_TEST)
+    ranks, itc = RankSet.load(out / "ranks.npz"), RankSet.load(out / "ranks_itc.npz")
+    assert ranks.folds == itc.folds == folds
+    for lang in ("en", "ja"):
+        t2i, i2t, n_union = _reference(bench, lang, k=k, folds=folds)
+        assert np.array_equal(ranks.t2i[lang], t2i) and np.array_equal(ranks.i2t[lang], i2t)
+        itc_t2i, itc_i2t, _ = _reference(bench, lang, k=1, folds=folds)
+        assert np.array_equal(itc.t2i[lang], itc_t2i) and np.array_equal(itc.i2t[lang], itc_i2t)
+        assert max(ranks.t2i[lang].max(), ranks.i2t[lang].max()) < N_TEST // folds
+        pairs = metrics["itm_pairs"]["per_language"][lang]
+        assert (pairs["scored"], pairs["public_code"]) == (n_union, 2 * N_TEST * k)
+    # pooled over equal folds, recall is the mean of the folds' recalls
+    size = N_TEST // folds
+    per_fold = [100 * np.mean(ranks.t2i["en"][f * size:(f + 1) * size] < 1) for f in range(folds)]
+    assert metrics["per_language"]["en"]["t2i"]["R@1"]["value"] == pytest.approx(np.mean(per_fold))
+
+
+def test_folds_that_do_not_split_the_test_set_evenly_are_refused(bench, run_a, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _evaluate(bench, out, "--folds", "5") == 2
+    err = capsys.readouterr().err
+    assert "evaluate.folds 5" in err and "12 test images" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert _evaluate(bench, out, "--folds", "0") == 2
+    assert "evaluate.folds must be a positive integer" in capsys.readouterr().err
+    # a comparison across gallery sizes would report a difference of difficulty as one of models
+    assert _evaluate(bench, out, "--folds", "2") == 0
+    assert main(["compare", str(run_a), str(out)]) == 2
+    assert "galleries of different sizes" in capsys.readouterr().err
+
+
+def test_rank_files_written_before_folds_existed_load_as_one_gallery(run_a, tmp_path):
+    with np.load(run_a / "ranks.npz") as data:
+        arrays = {key: data[key] for key in data.files if key != "folds"}
+    np.savez(tmp_path / "old.npz", **arrays)
+    old, new = RankSet.load(tmp_path / "old.npz"), RankSet.load(run_a / "ranks.npz")
+    assert old.folds == new.folds == 1 and old.t2i["en"].tolist() == new.t2i["en"].tolist()
 
 
 def test_k_test_auto_needs_the_retrieval_json_of_ccrk_finetune(bench, tmp_path, capsys):

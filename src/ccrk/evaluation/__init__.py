@@ -27,6 +27,8 @@ _EXPORTS = {
     "LanguageRanks": "ccrk.evaluation.retrieval",
     "rank_language": "ccrk.evaluation.retrieval",
     "rank_language_ks": "ccrk.evaluation.retrieval",
+    "rank_language_folds": "ccrk.evaluation.retrieval",
+    "fold_blocks": "ccrk.evaluation.retrieval",
     "RETRIEVAL_FILE": "ccrk.evaluation.ktest",
     "choose_k_test": "ccrk.evaluation.ktest",
     "read_retrieval_choice": "ccrk.evaluation.ktest",

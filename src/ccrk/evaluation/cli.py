@@ -45,6 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         num_workers=args.num_workers,
+        folds=args.folds,
     )
     from ccrk.launch import RestartableJob, launch_from_args
 
@@ -122,6 +123,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
     p.add_argument("--device", help="torch device, or 'auto' = cuda if available (default)")
     p.add_argument("--num-workers", type=int, help="image-loading worker processes (default 0)")
+    p.add_argument(
+        "--folds", type=int,
+        help="rank within this many equal, contiguous galleries of the test images and pool them "
+             "(MS-COCO's 1K x 5 folds; default 1: one gallery of all images)",
+    )
     p.add_argument(
         "--scenes", type=Path,
         help="ground truth of a synthetic test split (scenes/test.jsonl of ccrk synth): also write "

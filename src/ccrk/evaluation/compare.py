@@ -33,7 +33,7 @@ def load_run(run: str | os.PathLike[str]) -> RankSet:
 
 
 def check_comparable(a: RankSet, b: RankSet, names: tuple[str, str] = ("A", "B")) -> None:
-    """Refuse runs that did not rank the same captions of the same images in the same languages."""
+    """Refuse runs that did not rank the same captions of the same images, galleries and languages."""
     na, nb = names
     if a.image_ids != b.image_ids:
         if len(a.image_ids) != len(b.image_ids):
@@ -44,6 +44,8 @@ def check_comparable(a: RankSet, b: RankSet, names: tuple[str, str] = ("A", "B")
         raise ValueError(
             f"runs rank different test sets: image {i} is {a.image_ids[i]!r} in {na}, {b.image_ids[i]!r} in {nb}"
         )
+    if a.folds != b.folds:
+        raise ValueError(f"runs rank in galleries of different sizes: {na} in {a.folds} fold(s), {nb} in {b.folds}")
     if a.languages != b.languages:
         raise ValueError(f"runs evaluate different languages: {na} {a.languages}, {nb} {b.languages}")
     for lang in a.languages:

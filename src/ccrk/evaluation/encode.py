@@ -30,6 +30,10 @@ class ImageEncoding:
     feats: torch.Tensor  # [I, embed_dim], L2-normalised
     tokens: torch.Tensor | None = None  # [I, N, vision_width]
 
+    def rows(self, index: slice) -> ImageEncoding:
+        """The images of ``index`` (a slice: views, no copy), e.g. one fold's gallery."""
+        return ImageEncoding(self.feats[index], None if self.tokens is None else self.tokens[index])
+
 
 @dataclass
 class TextEncoding:
@@ -39,6 +43,16 @@ class TextEncoding:
     tokens: torch.Tensor | None = None  # [T, L, hidden]; states at padding positions are arbitrary (masked)
     mask: torch.Tensor | None = None  # [T, L], 1 = real token
     ends: np.ndarray | None = None  # [T] on the host: 1 + position of the last real token
+
+    def rows(self, index: np.ndarray) -> TextEncoding:
+        """The captions at positions ``index`` (int64, in that order), e.g. those of one fold's images."""
+        at = torch.from_numpy(index).to(self.feats.device)
+        return TextEncoding(
+            self.feats.index_select(0, at),
+            None if self.tokens is None else self.tokens.index_select(0, at),
+            None if self.mask is None else self.mask.index_select(0, at),
+            None if self.ends is None else self.ends[index],
+        )
 
 
 class ImageFiles(Dataset):

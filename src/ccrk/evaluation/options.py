@@ -74,7 +74,10 @@ class EvalOptions:
     ``mrv_languages`` of ``[]``, ``null`` or ``"none"`` switches MRV off. ``k_test`` candidates per query are
     re-ranked by the matching head (the paper's k_test=128); ``"auto"`` takes the k that ``ccrk finetune``
     chose on validation and recorded in the model directory. ``bootstrap``
-    resamples of test images give the ``1 - alpha`` intervals.
+    resamples of test images give the ``1 - alpha`` intervals. ``folds`` splits the test images into that many
+    equal, contiguous galleries (manifest order) and ranks every query within its own
+    (:func:`ccrk.evaluation.retrieval.rank_language_folds`): more queries behind each number, the same
+    difficulty as one gallery of that size.
     """
 
     languages: tuple[str, ...] | None = None
@@ -87,6 +90,7 @@ class EvalOptions:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    folds: int = 1
 
     def __post_init__(self) -> None:
         w = "evaluate"
@@ -98,7 +102,7 @@ class EvalOptions:
             raise ConfigError(f"{w}.mrv_languages: MRV compares languages, give at least 2 (or none), got {list(mrv)}")
         object.__setattr__(self, "mrv_languages", mrv)
         _k_test(f"{w}.k_test", self.k_test)
-        for key in ("batch_size", "itm_batch_size", "bootstrap"):
+        for key in ("batch_size", "itm_batch_size", "bootstrap", "folds"):
             _positive_int(f"{w}.{key}", getattr(self, key))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"{w}.seed must be a non-negative integer, got {self.seed!r}")
@@ -135,6 +139,12 @@ class EvalOptions:
         out["languages"] = None if self.languages is None else list(self.languages)
         out["mrv_languages"] = list(self.mrv_languages)
         return out
+
+    def check_folds(self, n_images: int, where: str) -> None:
+        """Refuse ``folds`` that do not split the ``n_images`` test images of ``where`` into equal galleries."""
+        if n_images % self.folds:
+            raise ConfigError(f"evaluate.folds {self.folds} does not split the {n_images} test images of {where} "
+                              f"into equal galleries")
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":

@@ -11,6 +11,8 @@ again. Keys of ``ranks.npz``::
     t2i/<lang>      [T_lang] int64, 0-based rank of each caption's image
     txt2img/<lang>  [T_lang] int64, index into image_ids of each caption's image
     i2t/<lang>      [I] int64, 0-based rank of each image's best caption; -1 where the image has none in <lang>
+    folds           int, the number of equal, contiguous galleries the images were ranked in
+                    (``evaluate.folds``; absent in files written before it existed: 1)
 
 Captions of a language are in manifest order (record by record, each
 record's captions in order). Only plain arrays are stored, so the file loads
@@ -39,11 +41,14 @@ class RankSet:
     t2i: dict[str, np.ndarray]
     txt2img: dict[str, np.ndarray]
     i2t: dict[str, np.ndarray]
+    folds: int = 1
 
     def __post_init__(self) -> None:
         n = len(self.image_ids)
         if n == 0:
             raise ValueError("a rank set needs at least one image")
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 1 or n % self.folds:
+            raise ValueError(f"folds {self.folds!r} does not split the {n} images into equal galleries")
         if len(set(self.image_ids)) != n:
             raise ValueError("image_ids must be unique")
         if not self.languages:
@@ -123,6 +128,7 @@ class RankSet:
             "image_ids": np.asarray(self.image_ids, dtype=str),
             "languages": np.asarray(self.languages, dtype=str),
             "mrv_languages": np.asarray(self.mrv_languages, dtype=str).reshape(-1),
+            "folds": np.asarray(self.folds, dtype=np.int64),
         }
         for lang in self.languages:
             out[f"t2i/{lang}"] = np.asarray(self.t2i[lang], dtype=np.int64)
@@ -169,6 +175,7 @@ class RankSet:
                 t2i=table["t2i"],
                 txt2img=table["txt2img"],
                 i2t=table["i2t"],
+                folds=int(arrays["folds"]) if "folds" in arrays else 1,
             )
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from err

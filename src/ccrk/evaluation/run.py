@@ -8,7 +8,7 @@ Flow: validate everything that can be validated without the model (manifest,
 images, languages, MRV coverage, output path, model files); encode every
 image once; then one language at a time (so memory is bounded by one
 language's captions) encode its captions, rank both directions with
-two-stage retrieval, and drop the language's tensors; finally bootstrap the
+two-stage retrieval (within each of ``evaluate.folds`` equal galleries), and drop the language's tensors; finally bootstrap the
 metrics and write the run directory atomically, so it is either complete or
 untouched.
 
@@ -44,7 +44,7 @@ from ccrk.evaluation.adapters import ModelSpec
 from ccrk.evaluation.data import EvalData, check_mrv_coverage, load_eval_data
 from ccrk.evaluation.options import EvalOptions
 from ccrk.evaluation.rankset import RankSet
-from ccrk.evaluation.retrieval import rank_language
+from ccrk.evaluation.retrieval import rank_language_folds
 from ccrk.evaluation.summary import summarize
 from ccrk.layout import ATTRIBUTES_FILE, METRICS_FILE, RANKS_FILE, RANKS_ITC_FILE
 from ccrk.provenance import git_revision
@@ -61,7 +61,7 @@ def _check_out(out_dir: Path) -> None:
 
 
 def _rankset(
-    data: EvalData, mrv_languages: list[str], t2i: dict[str, np.ndarray], i2t: dict[str, np.ndarray]
+    data: EvalData, mrv_languages: list[str], t2i: dict[str, np.ndarray], i2t: dict[str, np.ndarray], folds: int
 ) -> RankSet:
     """Ranks of every language with the test set's image ids and caption owners: one layout for both rank files."""
     return RankSet(
@@ -71,6 +71,7 @@ def _rankset(
         t2i=t2i,
         txt2img={lang: data.captions[lang].txt2img for lang in data.languages},
         i2t=i2t,
+        folds=folds,
     )
 
 
@@ -110,6 +111,7 @@ def evaluate(
                          f"has not; evaluate it without --scenes")
     k_test, k_test_source = spec.resolve_k_test(options.k_test)
     data = load_eval_data(manifest, image_root=image_root, languages=options.languages)
+    options.check_folds(data.n_images, str(manifest))
     mrv_languages = list(options.mrv_languages)
     if mrv_languages:
         check_mrv_coverage(data, mrv_languages)
@@ -135,8 +137,8 @@ def evaluate(
         captions = data.captions[lang]
         texts = retrieval_model.encode_texts(captions.texts, options.batch_size)
         encode_s = time.perf_counter() - t0
-        result = rank_language(retrieval_model.match, images, texts, captions.txt2img, k_test,
-                               options.itm_batch_size)
+        result = rank_language_folds(retrieval_model.match, images, texts, captions.txt2img, k_test,
+                                     options.itm_batch_size, options.folds)
         if pairing is not None:
             from ccrk.report.attributes import score_language
 
@@ -160,8 +162,8 @@ def evaluate(
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
-    rankset = _rankset(data, mrv_languages, ranks_t2i, ranks_i2t)
-    itc_rankset = _rankset(data, mrv_languages, itc_t2i, itc_i2t)
+    rankset = _rankset(data, mrv_languages, ranks_t2i, ranks_i2t, options.folds)
+    itc_rankset = _rankset(data, mrv_languages, itc_t2i, itc_i2t, options.folds)
     t0 = time.perf_counter()
     # One seed for both: the same image resamples, so the two summaries' intervals are comparable.
     summary = summarize(rankset, n_resamples=options.bootstrap, alpha=options.alpha, seed=options.seed)
@@ -187,6 +189,8 @@ def evaluate(
         "mrv_languages": mrv_languages,
         "n_images": data.n_images,
         "n_captions": data.n_captions(),
+        "folds": options.folds,
+        "gallery_images": data.n_images // options.folds,
         "k_test": k_test,
         "k_test_source": k_test_source,
         "itm_score": "match-class logit of the ITM head" if spec.has_matching_head else None,
@@ -249,6 +253,8 @@ def format_summary(metrics: dict[str, Any]) -> str:
             f"MRV ({','.join(mrv['languages'])}): t2i {mrv['t2i']['value']:.2f}  i2t {mrv['i2t']['value']:.2f}  "
             f"mean {mrv['mean']['value']:.2f}"
         )
+    if metrics.get("folds", 1) > 1:
+        lines.append(f"ranked within {metrics['folds']} folds of {metrics['gallery_images']} images, pooled")
     lines.append(f"ITM pairs scored: {pairs['scored']:,} of the public code's {pairs['public_code']:,} "
                  f"({100 * pairs['saved_fraction']:.1f}% saved)")
     itc = metrics.get("itc_only")
