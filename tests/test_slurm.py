@@ -216,21 +216,26 @@ def test_cancelling_the_waiting_command_cancels_its_slurm_job(bench, tmp_path: P
 def test_interrupting_snakemake_cancels_the_slurm_jobs_of_its_running_rules(tmp_path: Path) -> None:
     (tmp_path / "wf").mkdir()
     workdir = _copy_workflow(tmp_path / "wf")
-    _write_config(workdir, miniature(_config(workdir)))
+    config = miniature(_config(workdir))
+    _write_config(workdir, config)
+    n_pretrain = len(config["workflow"]["objectives"]) * len(config["workflow"]["seeds"])
     env = {**_env(), "CCRK_TRAIN_PAUSE_AFTER_STEP": "1"}  # pre-training jobs wait, so there is a job to cancel
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", "slurm", "--cores", "2"], cwd=workdir,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         def running_jobs() -> list[str]:
-            ids = []
-            for log in (workdir / "logs" / "pretrain").rglob("*.log") if (workdir / "logs" / "pretrain").is_dir() else []:
-                found = SUBMITTED.search(log.read_text())
-                if found:
-                    ids.append(found.group(2))
+            """The running Slurm jobs of the pre-training rules, once every such rule has submitted its job."""
+            logs = list((workdir / "logs" / "pretrain").rglob("*.log")) if (workdir / "logs" / "pretrain").is_dir() else []
+            ids = [found.group(2) for log in logs if (found := SUBMITTED.search(log.read_text()))]
+            if len(ids) < n_pretrain:
+                return []
             return [j for j in ids if _sacct([j]).get(j) == "RUNNING"]
 
-        _wait(lambda: bool(running_jobs()), 300, "a pre-training Slurm job to run")
+        # Every rule's process up (its job submitted; the local Slurm runs two at a time, the third pends) before
+        # Ctrl-C, as on a DAG a user interrupts: once in CI a SIGINT sent 11 s after the rules started reached
+        # one rule's process only, and Snakemake then waited for the others' jobs, which nothing cancelled.
+        _wait(lambda: bool(running_jobs()), 300, f"all {n_pretrain} pre-training rules to submit, one to run")
         jobs = running_jobs()
         # Ctrl-C in a terminal: SIGINT to the foreground process group, i.e. Snakemake and its rules' processes
         # (Snakemake's local executor itself only waits for running rules).
