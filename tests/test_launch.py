@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +41,34 @@ def test_submitit_job_runs_and_reports_its_id(tmp_path: Path) -> None:
     assert lines[0].startswith("submitted square as Slurm job ")
     assert any("stdout:" in line for line in lines)
     assert "finished" in lines[-1]
+
+
+def test_a_ctrl_c_while_the_job_is_being_queued_cancels_it(tmp_path: Path, monkeypatch) -> None:
+    """The signal lands after sbatch has queued the job but before its id is back."""
+    import submitit
+
+    queued: list = []
+    real_submit = submitit.AutoExecutor.submit
+
+    def submit_then_interrupt(self, fn, *args, **kwargs):
+        job = real_submit(self, fn, *args, **kwargs)
+        queued.append(job)
+        os.kill(os.getpid(), signal.SIGINT)
+        return job
+
+    monkeypatch.setattr(submitit.AutoExecutor, "submit", submit_then_interrupt)
+    lines: list[str] = []
+    params = SlurmParams(cluster="local", folder=str(tmp_path / "%j"), gpus_per_node=0, timeout_min=5)
+    with pytest.raises(SystemExit) as stop:
+        launch(functools.partial(time.sleep, 120), "slurm", params, name="sleep", log=lines.append)
+    assert stop.value.code == 128 + signal.SIGINT
+    assert any(line.startswith("received signal 2: cancelling Slurm job") for line in lines)
+    (job,) = queued
+    deadline = time.monotonic() + 30
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.done(), "the queued job was left running"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_executor_parameters_one_task_per_gpu() -> None:

@@ -132,18 +132,33 @@ def run_slurm(job: Callable[[], T], params: SlurmParams, name: str, log: Callabl
         folder=params.folder, cluster=params.cluster, slurm_max_num_timeout=params.max_requeues
     )
     executor.update_parameters(name=name, **params.executor_parameters())
-    submitted = executor.submit(job)
-    log(f"submitted {name} as Slurm job {submitted.job_id} (cluster={params.cluster})")
-    log(f"  stdout: {submitted.paths.stdout}")
-    log(f"  stderr: {submitted.paths.stderr}")
+    submitted: Any = None
+    pending: list[int] = []
 
     def cancel(signum: int, _frame: Any) -> None:
+        if submitted is None:
+            # sbatch may already have queued the job: act once its id is known.
+            pending.append(signum)
+            return
         log(f"received signal {signum}: cancelling Slurm job {submitted.job_id}")
         submitted.cancel(check=False)
         raise SystemExit(128 + signum)
 
+    # The handler is in place before sbatch runs: a Ctrl-C that lands while the
+    # job is being queued must not leave it running with nobody waiting for it.
     previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        try:
+            submitted = executor.submit(job)
+        except Exception:
+            if pending:  # the submission failed under the signal: no job id to cancel
+                raise SystemExit(128 + pending[0]) from None
+            raise
+        log(f"submitted {name} as Slurm job {submitted.job_id} (cluster={params.cluster})")
+        log(f"  stdout: {submitted.paths.stdout}")
+        log(f"  stderr: {submitted.paths.stderr}")
+        if pending:
+            cancel(pending[0], None)
         # One result a task (a multi-GPU job runs one task a GPU); rank 0's is the run's.
         result = submitted.results()[0]
     finally:
