@@ -1,6 +1,12 @@
-"""Seconds per pre-training step of the embedded default, image tower in contiguous vs channels-last memory order.
+"""Seconds per pre-training step of the embedded default: two builds of one model timed side by side.
 
-Both variants are the model of ``config/config.yaml`` built from the same seed
+``--compare layout`` (the default): image tower in contiguous vs channels-last
+memory order. ``--compare compile``: the configured model eager vs with
+``torch.compile`` (inductor, dynamic shapes: the text length buckets change the
+sequence length from batch to batch) on the submodules named by ``--compile``;
+the first pass over the batches, which compiles, is reported apart.
+
+For layouts, both variants are the model of ``config/config.yaml`` built from the same seed
 (identical weights: only ``model.image_channels_last`` differs), with the
 objective and optimiser of a real step (forward of every enabled term,
 backward, AdamW). They train on the same batches of the embedded
@@ -11,7 +17,8 @@ ratio channels-last / contiguous per objective, and the loss of the last
 step of both (equal up to summation order: the two compute the same thing).
 
 Run (after ``make reproduce`` built resources/, or pass --synth/--tokenizer):
-``python benchmarks/step_time.py [--objectives one_to_k,cross_modal] [--threads 1] [--device cpu] [--json out.json]``.
+``python benchmarks/step_time.py [--objectives one_to_k,cross_modal] [--threads 1] [--device cpu] [--json out.json]``;
+``python benchmarks/step_time.py --compare compile --compile image,text,fusion --objectives one_to_k``.
 """
 from __future__ import annotations
 
@@ -35,7 +42,8 @@ from ccrk.tokenizer import load_tokenizer  # noqa: E402
 from ccrk.train.config import TrainConfig  # noqa: E402
 from ccrk.train.builders import build_seeded_model, model_config, train_data  # noqa: E402
 
-VARIANTS = {"contiguous": False, "channels_last": True}
+#: Variants per comparison, baseline first: the ratio printed is second / first.
+COMPARISONS = {"layout": ("contiguous", "channels_last"), "compile": ("eager", "compiled")}
 
 
 def _sync(device: torch.device) -> None:
@@ -55,10 +63,17 @@ def time_objective(name: str, config: dict, args: argparse.Namespace, device: to
     batches = [collator([dataset[i] for i in range(j * size, (j + 1) * size)]).to(device)
                for j in range(args.batches)]
     runs = {}
-    for variant, channels_last in VARIANTS.items():
+    for variant in COMPARISONS[args.compare]:
         cfg = copy.deepcopy(config)
-        cfg["model"]["image_channels_last"] = channels_last
+        if args.compare == "layout":
+            cfg["model"]["image_channels_last"] = variant == "channels_last"
         model = build_seeded_model(model_config(cfg), tokenizer, seed=0)
+        if variant == "compiled":
+            for part in args.compile.split(","):
+                if not isinstance(getattr(model, part, None), torch.nn.Module):
+                    print(f"--compile: the model has no submodule {part!r}", file=sys.stderr)
+                    raise SystemExit(2)
+                setattr(model, part, torch.compile(getattr(model, part), dynamic=True))
         objective = build_objective(ObjectiveConfig.from_dict({**cfg["objective"], "name": name}), model,
                                     tokenizer).to(device)
         runs[variant] = (objective, torch.optim.AdamW(objective.parameters(), lr=config["train"]["lr"]))
@@ -72,6 +87,14 @@ def time_objective(name: str, config: dict, args: argparse.Namespace, device: to
         optimizer.zero_grad(set_to_none=True)
         return float(out.loss.detach())
 
+    # A first pass over every batch (every length bucket's shape) outside the timing: compilation happens here.
+    first_pass: dict[str, float] = {}
+    for variant in runs:
+        start = time.perf_counter()
+        for index in range(len(batches)):
+            step(variant, index)
+        _sync(device)
+        first_pass[variant] = time.perf_counter() - start
     times: dict[str, list[float]] = {variant: [] for variant in runs}
     last: dict[str, float] = {}
     for index in range(args.warmup + args.steps):
@@ -84,8 +107,9 @@ def time_objective(name: str, config: dict, args: argparse.Namespace, device: to
             if index >= args.warmup:
                 times[variant].append(time.perf_counter() - start)
     medians = {variant: statistics.median(values) for variant, values in times.items()}
-    return {"objective": name, "s_per_step": medians, "ratio": medians["channels_last"] / medians["contiguous"],
-            "last_loss": last, "steps": args.steps, "batch_size": size}
+    base, other = COMPARISONS[args.compare]
+    return {"objective": name, "compare": args.compare, "s_per_step": medians, "ratio": medians[other] / medians[base],
+            "first_pass_s": first_pass, "last_loss": last, "steps": args.steps, "batch_size": size}
 
 
 def main() -> None:
@@ -99,6 +123,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     parser.add_argument("--synth", type=Path, default=ROOT / "resources" / "synth")
     parser.add_argument("--tokenizer", type=Path, default=ROOT / "resources" / "tokenizer")
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="layout")
+    parser.add_argument("--compile", default="image,text,fusion",
+                        help="with --compare compile: the model's submodules to compile, comma-separated")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     for need in (args.synth / "pretrain.jsonl", args.tokenizer / "tokenizer.json"):
@@ -116,10 +143,10 @@ def main() -> None:
     for name in args.objectives.split(","):
         result = time_objective(name, config, args, device)
         results.append(result)
-        s = result["s_per_step"]
-        print(f"{name:14s} contiguous {s['contiguous']:.4f} s/step  channels-last {s['channels_last']:.4f} s/step  "
-              f"ratio {result['ratio']:.3f}  (last loss {result['last_loss']['contiguous']:.5f} vs "
-              f"{result['last_loss']['channels_last']:.5f})")
+        s, first, loss = result["s_per_step"], result["first_pass_s"], result["last_loss"]
+        base, other = COMPARISONS[args.compare]
+        print(f"{name:14s} {base} {s[base]:.4f} s/step  {other} {s[other]:.4f} s/step  ratio {result['ratio']:.3f}  "
+              f"(first pass {first[base]:.1f} s vs {first[other]:.1f} s; last loss {loss[base]:.5f} vs {loss[other]:.5f})")
     if args.json:
         args.json.write_text(json.dumps({"device": str(device), "threads": args.threads, "results": results},
                                         indent=2) + "\n")
