@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ccrk.metrics import bootstrap_ci, mean_rank_variance, paired_bootstrap, recall_at_k
+from ccrk.metrics import bootstrap_ci, mean_rank_variance, paired_bootstrap, recall_at_k, resample_counts, sums_ci
 
 
 def r1(ranks: np.ndarray) -> float:
@@ -85,6 +85,32 @@ def test_paired_bootstrap_noise_is_not_significant() -> None:
     assert out["diff"] == 0.0
     assert out["p_value"] > 0.5
     assert out["low"] < 0 < out["high"]
+
+
+def test_sums_of_resampled_instances_as_one_matrix_product() -> None:
+    """sums_ci makes bootstrap_ci's draws; integer rows (hit counts) give the same interval bit for bit."""
+    rng = np.random.default_rng(3)
+    n = 300
+    hits = rng.integers(0, 3, n).astype(np.float64)  # captions of an image ranked first
+    captions = np.full(n, 2.0)
+    rows = np.stack([hits, captions])
+    counts = resample_counts(n, 400, seed=5)
+    assert counts.shape == (400, n) and np.all(counts.sum(axis=1) == n)
+
+    def ratio(sums: np.ndarray) -> np.ndarray:
+        return 100.0 * sums[:, 0] / sums[:, 1]
+
+    looped = bootstrap_ci(lambda h, c: 100.0 * h.sum() / c.sum(), hits, captions, n_resamples=400, seed=5)
+    assert sums_ci(ratio, rows, counts) == looped
+    # Non-integer rows: the same up to the order of float sums.
+    spread = rng.random(n)
+    got = sums_ci(lambda s: s[:, 0] / n, spread[None], counts)
+    want = bootstrap_ci(np.mean, spread, n_resamples=400, seed=5)
+    assert np.allclose(got, want, rtol=1e-9, atol=0)
+    with pytest.raises(ValueError, match="rows must be"):
+        sums_ci(ratio, rows[:, :-1], counts)
+    with pytest.raises(ValueError, match="non-finite"), np.errstate(divide="ignore", invalid="ignore"):
+        sums_ci(ratio, np.stack([hits, np.zeros(n)]), counts)
 
 
 def test_bootstrap_errors() -> None:

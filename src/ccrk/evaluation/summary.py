@@ -9,9 +9,8 @@ Each metric is a function of column sums over instances of a small
 ``[F, N]`` feature matrix, e.g. for Recall@k text-to-image in one language the
 rows are "captions of image n ranked below k" and "captions of image n".
 Recall is then a ratio of sums, which stays exact for any number of
-captions per image, and one vectorised statistic evaluates all bootstrap
-resamples at once (:func:`ccrk.metrics.bootstrap_ci` with
-``vectorized=True``). The same features serve the paired comparison of two
+captions per image, and every bootstrap resample's sums are one matrix
+product with how often each image is drawn (:func:`ccrk.metrics.sums_ci`). The same features serve the paired comparison of two
 runs (:func:`ccrk.metrics.paired_bootstrap`).
 """
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ccrk.evaluation.rankset import DIRECTIONS, RankSet
-from ccrk.metrics import bootstrap_ci, per_instance_rank_std
+from ccrk.metrics import per_instance_rank_std, resample_counts, sums_ci
 
 KS: tuple[int, ...] = (1, 5, 10)
 #: MRV as the paper's public code computes it (per-instance population std).
@@ -67,6 +66,11 @@ class Metric:
         """Vectorised for ``ccrk.metrics.bootstrap``: ``x`` is ``[B, F, N]``, one value per resample."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.reduce(x.sum(axis=-1), x.shape[-1])
+
+    def reduce_sums(self, sums: np.ndarray) -> np.ndarray:
+        """The metric from ``[B, F]`` column sums (for :func:`ccrk.metrics.sums_ci`), one value per row."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.reduce(sums, self.rows.shape[-1])
 
     def value(self) -> float:
         return float(self.statistic(self.rows[None])[0])
@@ -162,11 +166,10 @@ def summarize(rs: RankSet, n_resamples: int = 1000, alpha: float = 0.05, seed: i
     count), so intervals of different metrics come from one bootstrap.
     """
     tree: dict[str, Any] = {}
+    counts = resample_counts(rs.n_images, n_resamples, seed)
     for metric in metrics_of(rs):
         try:
-            value, low, high = bootstrap_ci(
-                metric.statistic, metric.rows, n_resamples=n_resamples, alpha=alpha, seed=seed, vectorized=True
-            )
+            value, low, high = sums_ci(metric.reduce_sums, metric.rows, counts, alpha)
         except ValueError as err:
             raise _undefined(metric, err) from err
         _put(tree, metric.key, {"value": value, "low": low, "high": high})

@@ -7,7 +7,7 @@ across languages.
 """
 from __future__ import annotations
 
-from ccrk.metrics.bootstrap import bootstrap_ci, paired_bootstrap
+from ccrk.metrics.bootstrap import bootstrap_ci, paired_bootstrap, resample_counts, sums_ci
 from ccrk.metrics.mrv import assemble_mrv_ranks, mean_rank_variance, per_instance_rank_std
 from ccrk.metrics.ranks import ranks_i2t, ranks_t2i
 from ccrk.metrics.recall import mean_recall, recall_at_k, recall_spread
@@ -25,6 +25,8 @@ __all__ = [
     "ranks_t2i",
     "recall_at_k",
     "recall_spread",
+    "resample_counts",
+    "sums_ci",
     "topk_pairs_union",
     "two_stage_scores",
 ]

@@ -10,6 +10,12 @@ Resampling indices are drawn once as an ``[n_resamples, N]`` matrix. With
 ``vectorized=True`` the statistic receives a whole block of resamples (arrays
 with a leading resample axis, ``[B, N]`` or ``[B, L, N]``) and must return
 ``[B]`` values, which avoids a Python call per resample.
+
+A statistic of *sums over instances* needs no resampled copies at all:
+:func:`resample_counts` turns the same draws into how often each instance
+is drawn, and :func:`sums_ci` takes every resample's sums as one matrix
+product (``counts @ rows.T``). Integer-valued rows (hit counts) give the
+same sums, bit for bit, as summing the resampled copies.
 """
 from __future__ import annotations
 
@@ -48,6 +54,40 @@ def _check_options(n_resamples: int, alpha: float) -> None:
 
 def _resample_indices(n_instances: int, n_resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n_instances, size=(n_resamples, n_instances))
+
+
+def resample_counts(n_instances: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """``[n_resamples, N]`` float64: how often each instance is drawn, for the draws :func:`bootstrap_ci` makes."""
+    _check_options(n_resamples, 0.05)
+    index = _resample_indices(n_instances, n_resamples, seed)
+    flat = index + n_instances * np.arange(n_resamples)[:, None]
+    return np.bincount(flat.ravel(), minlength=n_resamples * n_instances).reshape(n_resamples, n_instances).astype(
+        np.float64
+    )
+
+
+def sums_ci(
+    reduce: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, counts: np.ndarray, alpha: float = 0.05
+) -> tuple[float, float, float]:
+    """``(point, low, high)`` of ``reduce(sums)`` where ``sums`` are the column sums of ``rows`` ``[F, N]``.
+
+    ``reduce`` maps ``[B, F]`` sums to ``[B]`` values; ``counts`` comes from
+    :func:`resample_counts` (one per evaluation, shared by every metric).
+    Equal to ``bootstrap_ci(lambda x: reduce(x.sum(-1)), rows, vectorized=True)``
+    with the same seed, without materialising the ``[B, F, N]`` resamples.
+    """
+    _check_options(counts.shape[0], alpha)
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[1] != counts.shape[1]:
+        raise ValueError(f"rows must be [F, {counts.shape[1]}] (features x instances), got shape {rows.shape}")
+    point = np.asarray(reduce(rows.sum(axis=-1)[None]), dtype=np.float64)
+    values = np.asarray(reduce(counts @ rows.T), dtype=np.float64)
+    if point.shape != (1,) or values.shape != (counts.shape[0],):
+        raise ValueError(f"reduce must return one value per row of sums, got {point.shape} and {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("the statistic returned a non-finite value on a bootstrap resample")
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return float(point[0]), float(low), float(high)
 
 
 def _distribution(statistic: Statistic, arrays: list[np.ndarray], index: np.ndarray, vectorized: bool) -> np.ndarray:
