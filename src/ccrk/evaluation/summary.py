@@ -10,8 +10,9 @@ Each metric is a function of column sums over instances of a small
 rows are "captions of image n ranked below k" and "captions of image n".
 Recall is then a ratio of sums, which stays exact for any number of
 captions per image, and every bootstrap resample's sums are one matrix
-product with how often each image is drawn (:func:`ccrk.metrics.sums_ci`). The same features serve the paired comparison of two
-runs (:func:`ccrk.metrics.paired_bootstrap`).
+product with how often each image is drawn (:func:`ccrk.metrics.sums_ci`).
+The same features serve the paired comparison of two runs
+(:func:`ccrk.metrics.paired_bootstrap`).
 """
 from __future__ import annotations
 
