@@ -27,6 +27,7 @@ CASES: list[tuple[str, Any]] = [
     *[("lr", v) for v in (1e-3, 0, 0.0, -1e-3, "fast", 2)],
     *[("lr_mult_new", v) for v in (2.0, 0, -1)],
     *[("weight_decay", v) for v in (0.01, 0, -0.1)],
+    *[("betas", v) for v in ([0.9, 0.98], [0, 0.5], [0.9, 1.0], [0.9], [-0.1, 0.9], "0.9,0.98")],
     *[("warmup", v) for v in (0, 0.25, 1.0, 1, 5, 5.0, 5.5, 1.5, -0.1, -1, "x", True)],
     *[("grad_clip", v) for v in (None, 0, 1.0, -1.0, "x")],
     *[("optimizer", v) for v in ("adamw", "sgd", "adam")],

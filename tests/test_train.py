@@ -133,6 +133,9 @@ def test_train_config_rejects_unknown_keys_and_bad_values_by_name():
     for scale in ([0.0, 1.0], [0.9, 0.5], [0.5], "0.5,1", [0.5, 1.5]):
         with pytest.raises(ConfigError, match=r"train\.crop_scale must be \[min, max\]"):
             TrainConfig.from_dict({"crop_scale": scale})
+    for betas in ([0.9], [0.9, 1.0], [-0.1, 0.98], "0.9,0.98", [0.9, True]):
+        with pytest.raises(ConfigError, match=r"train\.betas must be \[beta1, beta2\]"):
+            TrainConfig.from_dict({"betas": betas})
     with pytest.raises(ConfigError, match=r"train\.val_every must be >= 1"):
         TrainConfig.from_dict({"val_every": 0})
     with pytest.raises(ConfigError, match=r"finetune\.train\.crop_scale"):
@@ -210,6 +213,18 @@ def test_parameter_groups_split_new_and_no_decay_parameters(bench):
             or "layer_norm" in name or name.endswith(("norm1.weight", "norm2.weight", "norm.weight"))
         assert group["weight_decay"] == (0.0 if no_decay else 0.05), name
     assert ids[id(named["temp"])]["weight_decay"] == 0.0 and ids[id(named["temp"])]["lr_mult"] == 3.0
+
+
+def test_the_configured_betas_reach_adamw(bench):
+    from ccrk.tokenizer import load_tokenizer
+    from ccrk.train.optim import build_optimizer
+
+    model = build_seeded_model(ModelConfig.from_dict(MODEL), load_tokenizer(bench["tok"]), seed=0)
+    for betas, expected in (({}, (0.9, 0.999)), ({"betas": [0.8, 0.98]}, (0.8, 0.98))):
+        optimiser = build_optimizer(model, TrainConfig.from_dict(betas), model.new_parameter_names())
+        assert {g["betas"] for g in optimiser.param_groups} == {expected}
+    finetune = FinetuneConfig.from_dict({"train": {"lr": 1e-4}}).train_config({"betas": [0.9, 0.95]})
+    assert finetune.betas == [0.9, 0.95]  # fine-tuning inherits the train section's betas
 
 
 # -- small pieces --------------------------------------------------------------------------------------

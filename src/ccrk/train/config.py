@@ -49,7 +49,9 @@ class TrainConfig:
     ``batch_size`` is global (summed over data-parallel ranks) and per
     micro-step; one optimiser step consumes ``batch_size * grad_accum``
     samples. ``crop_scale`` bounds the area fraction the random resized
-    crop keeps (open_clip's ``scale``). ``image_cache``: decoded training
+    crop keeps (open_clip's ``scale``). ``betas``: AdamW's moment decay rates
+    (torch's second-moment 0.999 remembers ~1,000 steps, longer than a short from-scratch run; CLIP
+    trains with 0.98). ``image_cache``: decoded training
     images kept in memory per data-loading process (0: decode every time;
     the embedded benchmark fits, a web-scale corpus does not). ``val_every``: pre-training with a
     validation manifest scores it before training, every ``val_every``
@@ -67,6 +69,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_mult_new: float = 2.0
     weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup: float | int = 0.1
     schedule: str = "linear"
     grad_clip: float | None = 1.0
@@ -129,6 +132,11 @@ class TrainConfig:
             raise ConfigError(f"{w}.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"{w}.device must be one of {list(DEVICES)}, got {self.device!r}")
+        betas = self.betas
+        if (not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(_is_number(v) for v in betas)
+                or not all(0 <= v < 1 for v in betas)):
+            raise ConfigError(f"{w}.betas must be [beta1, beta2], each in [0, 1), got {betas!r}")
+        self.betas = [float(v) for v in betas]
         scale = self.crop_scale
         if (not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(_is_number(v) for v in scale)
                 or not 0 < scale[0] <= scale[1] <= 1):

@@ -117,7 +117,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, new_names: set[str]) -> 
     groups = parameter_groups(model, cfg, new_names)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), eps=1e-8)
 
 
 def warmup_steps(warmup: float | int, total: int) -> int:
