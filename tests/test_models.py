@@ -140,6 +140,36 @@ def test_temperature_is_clamped(model):
             model.temp.copy_(saved)
 
 
+def test_a_log_temperature_starts_at_temp_init_and_moves_by_a_fraction(tokenizer):
+    """temp_param 'log' (CLIP's logit scale): the parameter is log tau, clamped in log space, and the
+    same step on the parameter multiplies tau by the same factor wherever tau is."""
+    import dataclasses
+
+    cfg = dataclasses.replace(ModelConfig.tiny(), temp_param="log")
+    model = build_model(cfg, tokenizer=tokenizer)
+    assert model.temp.item() == pytest.approx(math.log(cfg.temp_init))
+    assert model.temperature.item() == pytest.approx(cfg.temp_init)
+    with torch.no_grad():
+        model.temp.fill_(5.0)
+    assert model.temperature.item() == pytest.approx(cfg.temp_max)
+    model.clamp_temperature_()
+    assert model.temp.item() == pytest.approx(math.log(cfg.temp_max))
+    with torch.no_grad():
+        model.temp.fill_(-50.0)
+    model.clamp_temperature_()
+    assert model.temperature.item() == pytest.approx(cfg.temp_min)
+    ratios = []
+    for tau in (0.02, 0.2):
+        with torch.no_grad():
+            model.temp.fill_(math.log(tau))
+            model.temp.add_(0.01)
+        ratios.append(model.temperature.item() / tau)
+    assert ratios == pytest.approx([math.exp(0.01)] * 2)
+    tau = model.temperature
+    (1.0 / tau).backward()  # the gradient reaches the log parameter: d(1/tau)/d(log tau) = -1/tau
+    assert model.temp.grad.item() == pytest.approx(-1.0 / tau.item())
+
+
 def test_mlm_decoder_is_the_word_embedding_and_stays_tied(model, tmp_path):
     emb = model.text.get_input_embeddings().weight
     assert model.mlm_head.decoder.weight is emb
@@ -419,6 +449,8 @@ def test_config_dict_round_trip_and_errors():
         ModelConfig(temp_init=0.9)
     with pytest.raises(ModelConfigError, match="itm_head"):
         ModelConfig(itm_head="bilinear")
+    with pytest.raises(ModelConfigError, match=r"model\.temp_param must be one of \['linear', 'log'\]"):
+        ModelConfig(temp_param="exp")
     with pytest.raises(ModelConfigError, match="text_source_layers"):
         ModelConfig(text_source_layers=[1, 2], text_layers=2, fusion_layers=2, fusion_init_from_text=True)
     with pytest.raises(ModelConfigError, match="vocab_size"):

@@ -10,6 +10,7 @@ matching (and re-ranking at test time) and masked language modelling.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -67,7 +68,8 @@ class CCRModel(nn.Module):
         )
         self.vision_proj = nn.Linear(self.vision_width, config.embed_dim)
         self.text_proj = nn.Linear(self.hidden_size, config.embed_dim)
-        self.temp = nn.Parameter(torch.tensor(float(config.temp_init)))
+        # tau, or log tau (model.temp_param); either way the parameter is called ``temp``.
+        self.temp = nn.Parameter(torch.tensor(self._to_param(float(config.temp_init))))
         self.itm_head = build_itm_head(config.itm_head, self.hidden_size)
         self.mlm_head = MLMHead(self.hidden_size, self.vocab_size, tc.hidden_act, tc.layer_norm_eps)
 
@@ -130,10 +132,16 @@ class CCRModel(nn.Module):
         """Missing/unexpected keys of the local image weights file, when one was loaded."""
         return self.image.load_report
 
+    def _to_param(self, tau: float) -> float:
+        """The value the ``temp`` parameter holds for temperature ``tau`` (``model.temp_param``)."""
+        return math.log(tau) if self.config.temp_param == "log" else tau
+
     @property
     def temperature(self) -> torch.Tensor:
         """The learnable temperature, clamped to [temp_min, temp_max] (differentiable inside the range)."""
-        return self.temp.clamp(self.config.temp_min, self.config.temp_max)
+        low, high = self._to_param(self.config.temp_min), self._to_param(self.config.temp_max)
+        value = self.temp.clamp(low, high)
+        return value.exp() if self.config.temp_param == "log" else value
 
     @torch.no_grad()
     def clamp_temperature_(self) -> None:
@@ -143,7 +151,7 @@ class CCRModel(nn.Module):
         version between two uses in one graph (contrastive loss, then hard
         negative sampling) and break backward, so the trainer does it here.
         """
-        self.temp.clamp_(self.config.temp_min, self.config.temp_max)
+        self.temp.clamp_(self._to_param(self.config.temp_min), self._to_param(self.config.temp_max))
 
     def restore_provenance(self, built_from: ModelConfig, new_parameters: list[str]) -> None:
         """Record, for a model rebuilt from a saved directory, where it was first built from.

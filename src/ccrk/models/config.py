@@ -40,6 +40,9 @@ TEXT_POOLINGS = ("cls", "mean")
 #: learned position embeddings, which also go onto the grid tokens the fusion layers attend to. The mean of a
 #: grid cannot tell where an object is; position embeddings can.
 IMAGE_POOLINGS = ("mean", "attention")
+#: What the learnable temperature parameter holds: tau itself (ALBEF/X-VLM, the paper's code), so an optimiser
+#: step moves tau by an amount, or log tau (CLIP/open_clip's logit scale), so a step moves it by a fraction.
+TEMP_PARAMS = ("linear", "log")
 
 
 class ModelConfigError(ConfigError):
@@ -103,6 +106,7 @@ class ModelConfig:
     temp_init: float = 0.07
     temp_min: float = 0.001
     temp_max: float = 0.5
+    temp_param: str = "linear"
     max_length: int = 40
 
     def __post_init__(self) -> None:
@@ -120,6 +124,7 @@ class ModelConfig:
         _check_type("itm_head", self.itm_head, (str,))
         _check_type("text_pooling", self.text_pooling, (str,))
         _check_type("image_pooling", self.image_pooling, (str,))
+        _check_type("temp_param", self.temp_param, (str,))
         for key in ("temp_init", "temp_min", "temp_max"):
             _check_type(key, getattr(self, key), (int, float))
 
@@ -140,6 +145,8 @@ class ModelConfig:
             raise ModelConfigError(
                 f"model.image_pooling must be one of {list(IMAGE_POOLINGS)}, got {self.image_pooling!r}"
             )
+        if self.temp_param not in TEMP_PARAMS:
+            raise ModelConfigError(f"model.temp_param must be one of {list(TEMP_PARAMS)}, got {self.temp_param!r}")
         if not 0 < self.temp_min <= self.temp_init <= self.temp_max:
             raise ModelConfigError(
                 "model.temp_init must lie in [temp_min, temp_max] with temp_min > 0, got "
