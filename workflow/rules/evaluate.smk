@@ -26,6 +26,7 @@ rule evaluate:
         launcher=launch_flags("evaluate"),
         env=thread_env(JOB_THREADS),
     threads: JOB_THREADS
+    priority: JOB_PRIORITY["evaluate"]
     resources:
         gpu=1,
     log:

@@ -19,6 +19,9 @@ rule pretrain:
         launcher=launch_flags("pretrain"),
         env=thread_env(JOB_THREADS),
     threads: JOB_THREADS
+    # Pre-training first, then fine-tuning, then evaluation (JOB_PRIORITY): the longest jobs start
+    # earliest, so the DAG ends on short jobs on every core instead of one late chain on one.
+    priority: JOB_PRIORITY["pretrain"]
     resources:
         gpu=1,
     log:
@@ -58,6 +61,7 @@ rule finetune:
         launcher=launch_flags("finetune"),
         env=thread_env(JOB_THREADS),
     threads: JOB_THREADS
+    priority: JOB_PRIORITY["finetune"]
     resources:
         gpu=1,
     log:
