@@ -49,9 +49,9 @@ class TrainConfig:
     ``batch_size`` is global (summed over data-parallel ranks) and per
     micro-step; one optimiser step consumes ``batch_size * grad_accum``
     samples. ``crop_scale`` bounds the area fraction the random resized
-    crop keeps (open_clip's ``scale``). ``betas``: AdamW's moment decay rates
-    (torch's second-moment 0.999 remembers ~1,000 steps, longer than a short from-scratch run; CLIP
-    trains with 0.98). ``image_cache``: decoded training
+    crop keeps (open_clip's ``scale``). ``betas``: AdamW's moment decay
+    rates (default torch's 0.9, 0.999; the paper's public code and CLIP take
+    0.98 for the second, a memory of ~50 steps instead of ~1,000). ``image_cache``: decoded training
     images kept in memory per data-loading process (0: decode every time;
     the embedded benchmark fits, a web-scale corpus does not). ``val_every``: pre-training with a
     validation manifest scores it before training, every ``val_every``
