@@ -140,6 +140,34 @@ def test_temperature_is_clamped(model):
             model.temp.copy_(saved)
 
 
+@pytest.mark.parametrize("temp_param", ["linear", "log"])
+@pytest.mark.parametrize("bound", ["temp_min", "temp_max"])
+def test_a_temperature_on_its_bound_still_learns(tokenizer, temp_param, bound):
+    """Started on a bound (temp_init == temp_max: 'tau may only fall'), or projected back onto it after a
+    step outward, the temperature keeps its gradient and leaves the bound when the loss asks it to."""
+    import dataclasses
+
+    base = ModelConfig.tiny()
+    on_bound = {bound: base.temp_init}
+    model = build_model(dataclasses.replace(base, temp_param=temp_param, **on_bound), tokenizer=tokenizer)
+    inward = 1.0 if bound == "temp_min" else -1.0  # the sign of a move from the bound into the range
+    optimiser = torch.optim.SGD([model.temp], lr=0.01)
+
+    def step(loss_sign: float) -> None:
+        optimiser.zero_grad()
+        (loss_sign * model.temperature).backward()
+        optimiser.step()
+        model.clamp_temperature_()
+
+    d_tau = base.temp_init if temp_param == "log" else 1.0  # d tau / d parameter at tau = temp_init
+    (model.temperature * 1.0).backward()
+    assert model.temp.grad.item() == pytest.approx(d_tau)  # started on the bound
+    step(inward)  # minimising inward * tau pushes tau out of the range; the projection puts it back
+    assert model.temperature.item() == pytest.approx(base.temp_init)
+    step(-inward)  # now the loss asks for tau inside the range
+    assert (model.temperature.item() - base.temp_init) * inward == pytest.approx(0.01 * d_tau**2, rel=0.02)
+
+
 def test_a_log_temperature_starts_at_temp_init_and_moves_by_a_fraction(tokenizer):
     """temp_param 'log' (CLIP's logit scale): the parameter is log tau, clamped in log space, and the
     same step on the parameter multiplies tau by the same factor wherever tau is."""

@@ -138,9 +138,17 @@ class CCRModel(nn.Module):
 
     @property
     def temperature(self) -> torch.Tensor:
-        """The learnable temperature, clamped to [temp_min, temp_max] (differentiable inside the range)."""
+        """The learnable temperature, clamped to [temp_min, temp_max].
+
+        The gradient passes the clamp straight through, as in ALBEF, which
+        clamps the parameter in place and then uses it as it is. A plain
+        ``clamp`` passes no gradient *on* a bound (torch treats the bound as
+        outside), so a temperature started at ``temp_max`` (tau may only fall)
+        or projected back onto a bound by :meth:`clamp_temperature_` would never
+        move again. Inside the range the value and gradient are the parameter's own.
+        """
         low, high = self._to_param(self.config.temp_min), self._to_param(self.config.temp_max)
-        value = self.temp.clamp(low, high)
+        value = self.temp.detach().clamp(low, high) + (self.temp - self.temp.detach())  # value clamped, gradient 1
         return value.exp() if self.config.temp_param == "log" else value
 
     @torch.no_grad()
