@@ -35,6 +35,7 @@ CASES: list[tuple[str, Any]] = [
     *[("precision", v) for v in ("auto", "bf16", "fp64")],
     *[("device", v) for v in ("cpu", "cuda", "tpu")],
     *[("seed", v) for v in (0, -1)],
+    *[("init_seed", v) for v in (None, 0, 7, 7.0, -1, 2.5, "1", True)],
     *[("num_workers", v) for v in (0, 4, -1)],
     *[("log_every", v) for v in (1, 0)],
     *[("save_every", v) for v in (0, -5)],

@@ -138,6 +138,9 @@ def test_train_config_rejects_unknown_keys_and_bad_values_by_name():
             TrainConfig.from_dict({"betas": betas})
     with pytest.raises(ConfigError, match=r"train\.val_every must be >= 1"):
         TrainConfig.from_dict({"val_every": 0})
+    for init_seed in (-1, 2.5, "1", True):
+        with pytest.raises(ConfigError, match=r"train\.init_seed must be a non-negative integer or null"):
+            TrainConfig.from_dict({"init_seed": init_seed})
     with pytest.raises(ConfigError, match=r"finetune\.train\.crop_scale"):
         FinetuneConfig.from_dict({"train": {"crop_scale": [1, 0.2]}}).train_config({})
     with pytest.raises(ConfigError, match=r"finetune\.train\.lr"):
@@ -836,6 +839,26 @@ def test_pretraining_validation_is_logged_every_epoch_and_changes_no_weight(benc
     _run(_pretrain_cmd(bench, killed, *val, "--resume"))
     assert [{k: v for k, v in r.items() if k not in ("time", "val_s")}
             for r in JsonLines(killed / "val.jsonl").read()] == rows
+
+
+def test_init_seed_fixes_the_initial_weights_and_leaves_the_rest_to_the_seed(bench, tmp_path):
+    """``train.init_seed``: runs with different seeds start from the same weights and still train differently
+    (data order, the steps' draws); without it the seed draws the weights. At lr 1e-7 six AdamW steps move
+    a weight by at most ~6e-7, so the trained weights show where each run started."""
+    runs = {}
+    for name, seed, extra in (("seed3", "3", []), ("seed5_init3", "5", ["--set", "train.init_seed=3"]),
+                              ("seed5", "5", [])):
+        out = tmp_path / name
+        cmd = _pretrain_cmd(bench, out, "--set", "train.epochs=1", "--set", "train.lr=1e-7", *extra)
+        cmd[cmd.index("--seed") + 1] = seed
+        _run(cmd)
+        runs[name] = load_file(str(out / "model" / "model.safetensors"))
+    ref, same_start, other = runs["seed3"], runs["seed5_init3"], runs["seed5"]
+    assert all(torch.allclose(ref[k], same_start[k], rtol=0, atol=1e-5) for k in ref)
+    assert not all(torch.equal(ref[k], same_start[k]) for k in ref)  # the seed still orders the data
+    assert not all(torch.allclose(ref[k], other[k], rtol=0, atol=1e-3) for k in ref)
+    resolved = yaml.safe_load((tmp_path / "seed5_init3" / "config.resolved.yaml").read_text())
+    assert (resolved["train"]["seed"], resolved["train"]["init_seed"]) == (5, 3)
 
 
 def test_a_non_finite_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(bench, tmp_path):

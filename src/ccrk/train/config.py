@@ -59,7 +59,10 @@ class TrainConfig:
     [0, 1], a number of steps when a whole number (``5`` or ``5.0``). ``save_every`` counts optimiser
     steps (0: only the final checkpoint). ``languages`` (English first) are
     the K caption languages; ``None`` takes every language all manifest
-    records share.
+    records share. ``init_seed``: the seed a model built from scratch draws
+    its initial weights from (``None``: the run's ``seed``); held fixed, runs
+    that differ in ``seed`` differ only in data order and each step's random
+    draws, which separates the two sources of a from-scratch run's seed spread.
     """
 
     epochs: int = 1
@@ -76,6 +79,7 @@ class TrainConfig:
     precision: str = "auto"
     device: str = "auto"
     seed: int = 0
+    init_seed: int | None = None
     num_workers: int = 2
     log_every: int = 10
     save_every: int = 500
@@ -99,6 +103,11 @@ class TrainConfig:
                          ("seed", 0), ("num_workers", 0), ("save_every", 0), ("image_cache", 0)):
             if getattr(self, key) < low:
                 raise ConfigError(f"{w}.{key} must be >= {low}, got {getattr(self, key)}")
+        if self.init_seed is not None:
+            if isinstance(self.init_seed, float) and self.init_seed.is_integer():
+                self.init_seed = int(self.init_seed)
+            if not _is_int(self.init_seed) or self.init_seed < 0:
+                raise ConfigError(f"{w}.init_seed must be a non-negative integer or null, got {self.init_seed!r}")
         for key in ("lr", "lr_mult_new", "weight_decay"):
             value = getattr(self, key)
             if not _is_number(value) or value < 0:
@@ -154,6 +163,11 @@ class TrainConfig:
             if "en" in langs and langs[0] != "en":
                 raise ConfigError(f"{w}.languages must list 'en' first (rows i*K are English), got {langs}")
             self.languages = langs
+
+    @property
+    def model_seed(self) -> int:
+        """The seed of a from-scratch model's initial weights: ``init_seed``, else ``seed``."""
+        return self.seed if self.init_seed is None else self.init_seed
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "train") -> TrainConfig:

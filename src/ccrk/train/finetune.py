@@ -221,7 +221,7 @@ class Finetuner(Trainer):
 
         tokenizer = load_tokenizer(spec.tokenizer)
         fingerprint = tokenizer_fingerprint(tokenizer)
-        model = build_seeded_model(mcfg, tokenizer, tcfg.seed)
+        model = build_seeded_model(mcfg, tokenizer, tcfg.model_seed)
         if Path(spec.pretrained).is_dir():  # a saved model records its tokenizer; a bare checkpoint its run config
             check_model_tokenizer(tokenizer, str(spec.tokenizer), model,
                                   saved_tokenizer(read_model_config(spec.pretrained)), str(spec.pretrained))

@@ -218,7 +218,7 @@ class Pretrainer(Trainer):
             records = read_manifest(spec.manifest, image_root=image_root, languages=tcfg.languages,
                                     require_languages=tcfg.languages, check_images=spec.check_images and ctx.is_main)
         tcfg.languages = tcfg.languages or shared_languages(records)
-        model = build_seeded_model(mcfg, tokenizer, tcfg.seed)
+        model = build_seeded_model(mcfg, tokenizer, tcfg.model_seed)
         objective = build_objective(ocfg, model, tokenizer)
         dataset, collator = train_data(records, image_root, tcfg.languages, ocfg.name, mcfg, tokenizer, tcfg.seed,
                                        image_reader=reader, crop_scale=tuple(tcfg.crop_scale),
