@@ -193,6 +193,43 @@ def test_values_are_the_metrics_json_numbers_and_their_seed_mean(layout, outputs
     assert len(plots) == 2 * (3 * 5 + 2 * 4 + 2 * 2)
 
 
+def test_the_seeds_table_names_each_seeds_headline_and_their_range(layout, outputs) -> None:
+    docs, out = layout["docs"], outputs["out"]
+    table = pd.read_csv(out / "tables" / "seeds.csv")
+    assert list(table.columns) == ["dataset", "setting", "objective", "seed0", "seed1", "range", "IR range",
+                                   "TR range", "CI half-width", "seeds"]
+
+    def headline(doc: dict) -> float:
+        return (doc["average"]["t2i"]["R@1"]["value"] + doc["average"]["i2t"]["R@1"]["value"]) / 2
+
+    for objective in OBJECTIVES:
+        row = table[(table.dataset == "synth") & (table.objective == objective)]
+        per_seed = [docs["synth", "zero_shot", objective, s] for s in (0, 1)]
+        assert row["seed0"].item() == pytest.approx(headline(per_seed[0]), abs=1e-12)
+        assert row["seed1"].item() == pytest.approx(headline(per_seed[1]), abs=1e-12)
+        assert row["range"].item() == pytest.approx(abs(headline(per_seed[0]) - headline(per_seed[1])), abs=1e-12)
+        ir = [d["average"]["t2i"]["R@1"]["value"] for d in per_seed]
+        assert row["IR range"].item() == pytest.approx(abs(ir[0] - ir[1]), abs=1e-12)
+        widths = [(d["average"][k]["R@1"]["high"] - d["average"][k]["R@1"]["low"]) / 2
+                  for d in per_seed for k in ("t2i", "i2t")]
+        assert row["CI half-width"].item() == pytest.approx(np.mean(widths), abs=1e-12)
+        assert row["seeds"].item() == 2
+    # the fake runs differ by seed, so the range is a real number, not a placeholder
+    assert (table[table.dataset == "synth"]["range"] > 0).all()
+    # one seed: its own number, no range, the missing seed empty
+    single = table[(table.dataset == "xflickrco") & (table.setting == "zero_shot") & (table.objective == "one_to_k")]
+    assert single["seed0"].item() == pytest.approx(headline(docs["xflickrco", "zero_shot", "one_to_k", 0]), abs=1e-12)
+    assert single["seed1"].isna().item() and single["range"].isna().item() and single["seeds"].item() == 1
+    md = (out / "tables" / "seeds.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| dataset"))
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "dataset", "setting", "objective", "seed 0", "seed 1", "range", "IR range", "TR range", "CI half-width", "seeds"]
+    row = table[(table.dataset == "synth") & (table.objective == "cross_modal")]
+    line = next(line for line in md.splitlines() if "synth" in line and "cross-modal" in line)
+    assert [c.strip() for c in line.strip("|").split("|")][3:6] == [
+        f"{row['seed0'].item():.2f}", f"{row['seed1'].item():.2f}", f"{row['range'].item():.2f}"]
+
+
 def test_table1_keeps_the_papers_numbers_beside_the_reproduced_ones(layout, outputs) -> None:
     docs, out = layout["docs"], outputs["out"]
     t1 = pd.read_csv(out / "tables" / "table1.csv", dtype=str, keep_default_na=False)

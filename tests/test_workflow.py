@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RULES = ("synth", "tokenizer", "pretrain", "finetune", "evaluate_synth", "compare", "tables", "figures", "all")
-TABLES = ("table1", "per_language", "mrv", "significance")
+TABLES = ("table1", "per_language", "mrv", "significance", "seeds")
 FIGURES = ("recall_per_language", "rank_std", "rank_scatter", "loss_curves")
 #: Only with the synthetic benchmark (rule evaluate_synth also writes the near-duplicate diagnostic).
 ATTRIBUTE_FIGURES = ("attribute_preference", "attribute_preference_per_language")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ATTRIBUTES_FILE",
+    "ATTRIBUTE_FIGURES",
     "COMPARE_DIR",
     "COMPARE_FILE",
     "DATASETS",
@@ -25,6 +26,8 @@ __all__ = [
     "EXTERNAL_MODEL_KINDS",
     "EXTERNAL_NAME_PATTERN",
     "EXTERNAL_RUN_DIR",
+    "FIGURES",
+    "LEARNING_FIGURES",
     "METRICS_FILE",
     "MODEL_DIR",
     "NATIVE_MODEL_KIND",
@@ -42,6 +45,7 @@ __all__ = [
     "SOURCE_NEEDS",
     "TRAIN_LOG",
     "SYNTH",
+    "TABLES",
     "Setting",
     "SettingError",
     "VAL_LOG",
@@ -169,6 +173,17 @@ RUN_DIR = "{dataset}/{setting}/{objective}/seed{seed}"
 COMPARE_FILE = "{dataset}/{setting}/" + COMPARE_DIR + "/seed{seed}/" + ONE_TO_K + "-vs-{baseline}.json"
 
 _COMPARE_NAME = re.compile(r"([a-z_]+)-vs-([a-z_]+)\.json")
+
+# -- the report ------------------------------------------------------------------------------------
+
+#: ``ccrk tables``: each written as ``<name>.csv``, ``.md`` and ``.tex``.
+TABLES: tuple[str, ...] = ("table1", "per_language", "mrv", "significance", "seeds")
+#: ``ccrk figures``: each written as ``<name>.png`` and ``.pdf``.
+FIGURES: tuple[str, ...] = ("recall_per_language", "rank_std", "rank_scatter", "loss_curves")
+#: Drawn only from ``ccrk attributes`` outputs (the synthetic benchmark's near-duplicate diagnostic).
+ATTRIBUTE_FIGURES: tuple[str, ...] = ("attribute_preference", "attribute_preference_per_language")
+#: Drawn when the pre-training runs logged validation (``ccrk pretrain --val-manifest``).
+LEARNING_FIGURES: tuple[str, ...] = ("learning_curves",)
 
 # -- models trained elsewhere ------------------------------------------------------------------------
 

@@ -78,12 +78,10 @@ JOB_THREADS = WF.get("threads", 1)
 # (median) up to 810 s, in this order 725 s - the order removes the bad cases rather than speeding the run.
 JOB_PRIORITY = {"pretrain": 3, "finetune": 2, "evaluate": 1}
 
-TABLES = ["table1", "per_language", "mrv", "significance"]
-FIGURES = ["recall_per_language", "rank_std", "rank_scatter", "loss_curves"]
-#: Drawn from the near-duplicate diagnostic (attributes.json of `ccrk evaluate --scenes`), which only the synthetic
-#: benchmark has.
-ATTRIBUTE_FIGURES = ["attribute_preference", "attribute_preference_per_language"]
-LEARNING_FIGURES = ["learning_curves"]
+# What `ccrk tables` and `ccrk figures` write (ccrk.layout); the attribute figures are drawn from the near-duplicate
+# diagnostic (attributes.json of `ccrk evaluate --scenes`), which only the synthetic benchmark has.
+TABLES, FIGURES = list(layout.TABLES), list(layout.FIGURES)
+ATTRIBUTE_FIGURES, LEARNING_FIGURES = list(layout.ATTRIBUTE_FIGURES), list(layout.LEARNING_FIGURES)
 
 
 #: The benchmarks other than the embedded synthetic one (whose evaluation also scores the near-duplicate diagnostic).

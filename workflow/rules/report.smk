@@ -1,6 +1,6 @@
 rule tables:
-    """The paper's tables from every evaluation: Table 1 (paper beside reproduced), per language, MRV, significance;
-    external models (external_models) get rows of their own in the per-language and MRV tables."""
+    """The paper's tables from every evaluation: Table 1 (paper beside reproduced), per language, MRV, significance,
+    and each training seed's headline R@1 with the range across seeds (seed agreement); external models (external_models) get rows of their own in the per-language and MRV tables."""
     input:
         metrics=metrics_files(),
         compare=compare_files(),

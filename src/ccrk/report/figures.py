@@ -42,7 +42,7 @@ from matplotlib.lines import Line2D
 
 from ccrk.atomic import atomic_open
 from ccrk.evaluation.rankset import RankSet
-from ccrk.layout import DATASETS, OBJECTIVE_LABELS, OBJECTIVES
+from ccrk.layout import ATTRIBUTE_FIGURES, DATASETS, FIGURES, LEARNING_FIGURES, OBJECTIVE_LABELS, OBJECTIVES
 from ccrk.metrics import per_instance_rank_std
 from ccrk.report.attribute_runs import AttributeRun
 from ccrk.report.logs import PretrainLog
@@ -61,11 +61,6 @@ from ccrk.report.figure_style import (
 from ccrk.report.attribute_figures import attribute_figure, attribute_language_figure
 from ccrk.report.training_figures import learning_figure, loss_figure
 
-FIGURES: tuple[str, ...] = ("recall_per_language", "rank_std", "rank_scatter", "loss_curves")
-#: Drawn only from ``ccrk attributes`` outputs (``write_figures(..., attributes=...)``).
-ATTRIBUTE_FIGURES: tuple[str, ...] = ("attribute_preference", "attribute_preference_per_language")
-#: Drawn when the pre-training runs logged validation (``ccrk pretrain --val-manifest``).
-LEARNING_FIGURES: tuple[str, ...] = ("learning_curves",)
 FORMATS: tuple[str, ...] = ("png", "pdf")
 
 # -- (a) recall per language ---------------------------------------------------

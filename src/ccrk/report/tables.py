@@ -13,6 +13,11 @@
   the trained ones (``workflow``'s ``external_models``).
 - ``significance``: 1-to-K minus each baseline (``ccrk compare``) in R@1,
   mR and MRV, with the paired-bootstrap CI and p-value.
+- ``seeds``: how far apart the training seeds land: each seed's headline
+  R@1 (the mean of IR and TR R@1 over the run's languages) and the range
+  across seeds, beside the width of one run's test-draw interval. The
+  other tables' ``std`` says the same for two seeds only up to a factor
+  (range = std x sqrt(2)); this one names the seeds.
 
 Beside them, for DVC: a flat ``<objective>.json`` of headline numbers per
 objective (``dvc metrics show``) and ``recall_per_language.csv`` in long
@@ -30,6 +35,7 @@ own run, and averages are means over those runs (value and bounds alike).
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 from collections import defaultdict
@@ -40,7 +46,7 @@ from typing import Any
 import pandas as pd
 
 from ccrk.atomic import atomic_write_text
-from ccrk.layout import OBJECTIVES
+from ccrk.layout import OBJECTIVES, TABLES
 from ccrk.report.runs import DIRECTIONS, Comparison, Results, Run
 from ccrk.report.table import (
     Stat,
@@ -51,11 +57,11 @@ from ccrk.report.table import (
     display_frame,
     fmt,
     fmt_ci,
+    revisions,
     seed_mean,
 )
 from ccrk.report.table1 import build_table1
 
-TABLES: tuple[str, ...] = ("table1", "per_language", "mrv", "significance")
 PLOTS_FILE = "recall_per_language.csv"
 PLOT_COLUMNS = ("dataset", "setting", "objective", "language", "direction", "R@1", "low", "high")
 
@@ -210,6 +216,63 @@ def build_significance(results: Results) -> Table:
     return Table("significance", "1-to-K against each baseline: paired differences", frame, display, notes)
 
 
+# -- seed agreement ------------------------------------------------------------
+
+
+def _headline(run: Run) -> float:
+    """A run's headline R@1: the mean of IR (t2i) and TR (i2t) R@1, each averaged over the run's languages."""
+    return statistics.fmean(run.stat("average", d, "R@1")["value"] for d in DIRECTIONS)
+
+
+def _half_width(run: Run) -> float:
+    """Half the width of the run's bootstrap interval of R@1, averaged over both directions."""
+    return statistics.fmean((run.stat("average", d, "R@1")["high"] - run.stat("average", d, "R@1")["low"]) / 2
+                            for d in DIRECTIONS)
+
+
+def build_seeds(results: Results) -> Table:
+    """Each training seed's headline R@1 per dataset, setting and objective, and the range across the seeds.
+
+    Why a table of its own: whether two seeds of one recipe agree is what
+    says if a difference between objectives is more than training noise, and
+    the seed means elsewhere hide which seed is where. The mean half-width
+    of one run's interval is the scale of the test draw alone.
+    """
+    seeds = sorted({r.seed for r in results.runs if r.seed is not None})
+    rows = []
+    for (dataset, setting, objective), runs in by_group(results.runs).items():
+        row: dict[str, Any] = {"dataset": dataset, "setting": setting, "objective": objective}
+        heads = {r.seed: _headline(r) for r in runs}
+        for seed in seeds:
+            row[f"seed{seed}"] = heads.get(seed, math.nan)
+        several = len(runs) > 1
+        row["range"] = max(heads.values()) - min(heads.values()) if several else math.nan
+        for d, label in zip(DIRECTIONS, ("IR", "TR")):
+            values = [r.stat("average", d, "R@1")["value"] for r in runs]
+            row[f"{label} range"] = max(values) - min(values) if several else math.nan
+        row["CI half-width"] = statistics.fmean(_half_width(r) for r in runs)
+        row["seeds"] = len(runs)
+        rows.append(row)
+    cols = ["dataset", "setting", "objective", *(f"seed{s}" for s in seeds),
+            "range", "IR range", "TR range", "CI half-width", "seeds"]
+    frame = pd.DataFrame(rows)[cols] if rows else pd.DataFrame(columns=cols)
+    display = display_frame(frame[["dataset", "setting", "objective"]])
+    for s in seeds:
+        display[f"seed {s}"] = [fmt(x) for x in frame[f"seed{s}"]]
+    for col in ("range", "IR range", "TR range", "CI half-width"):
+        display[col] = [fmt(x) for x in frame[col]]
+    display["seeds"] = frame["seeds"]
+    notes = [f"From {len(results.runs)} evaluation runs under {results.metrics_dir} (code: {revisions(results.runs)}).",
+             "seed N: that seed's headline R@1 in %, the mean of IR and TR R@1 averaged over the run's languages "
+             "(the ranking validation chose: contrastive order or re-ranked). range: largest minus smallest over "
+             "the seeds (IR range, TR range: the same per direction); a dash where one seed ran.",
+             f"CI half-width: half the width of one run's {ci_level(results.alphas)} of R@1 over test images, "
+             "mean over runs and directions: how far the test draw alone moves one number."]
+    if not rows:
+        notes.append("No evaluation runs were found.")
+    return Table("seeds", "Seed agreement: each training seed's headline R@1", frame, display, notes)
+
+
 # -- DVC metrics and plots -----------------------------------------------------
 
 
@@ -244,7 +307,9 @@ def recall_long(results: Results) -> pd.DataFrame:
 
 
 def build_tables(results: Results) -> list[Table]:
-    return [build_table1(results), build_per_language(results), build_mrv(results), build_significance(results)]
+    tables = {"table1": build_table1, "per_language": build_per_language, "mrv": build_mrv,
+              "significance": build_significance, "seeds": build_seeds}
+    return [tables[name](results) for name in TABLES]
 
 
 def write_tables(
