@@ -351,6 +351,34 @@ def test_killed_runs_resume_to_bitwise_identical_weights(bench, reference_run, t
     assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["step_0000016.pt", "step_0000018.pt"]
 
 
+@pytest.mark.slow
+def test_a_rerun_with_changed_settings_starts_over_and_an_interrupted_one_resumes(bench, reference_run, tmp_path):
+    """``--resume --restart-on-change``, what the DAG passes: a checkpoint made with other settings is deleted and the
+    run starts over (Snakemake reran the job because its config changed); one made with the same settings continues."""
+    out = tmp_path / "run"
+    env = _env()
+    flags = ("--resume", "--restart-on-change")
+    # A run with another learning rate, killed at step 7 (its checkpoint: step 4).
+    _run(_pretrain_cmd(bench, out, "--set", "train.lr=0.0005"), env={**env, "CCRK_TRAIN_KILL_AFTER_STEP": "7"},
+         expect=-9)
+    assert (out / "tb").is_dir()
+    # Plain --resume refuses it, naming the change, and leaves it as it was.
+    proc = _run(_pretrain_cmd(bench, out, "--resume"), expect=2)
+    assert "train.lr: 0.0005 -> 0.001" in proc.stderr
+    assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [4]
+    # With the DAG's flags the reference settings start over (killed at step 7 again: step 4 is now theirs) ...
+    proc = _run(_pretrain_cmd(bench, out, *flags), env={**env, "CCRK_TRAIN_KILL_AFTER_STEP": "7"}, expect=-9)
+    assert "starting over (--restart-on-change)" in proc.stderr and "train.lr: 0.0005 -> 0.001" in proc.stderr
+    assert ckpt.load_latest(out / "checkpoints")[1]["config"]["train"]["lr"] == 0.001
+    # ... and the same settings resume, not restart, to the uninterrupted run's weights and log.
+    proc = _run(_pretrain_cmd(bench, out, *flags))
+    assert "resumed from" in proc.stderr and "starting over" not in proc.stderr
+    ref = load_file(str(reference_run / "model" / "model.safetensors"))
+    got = load_file(str(out / "model" / "model.safetensors"))
+    assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
+    assert _metric_rows(out) == _metric_rows(reference_run)
+
+
 def test_pretraining_on_webdataset_shards_matches_the_manifest_run(bench, reference_run, tmp_path):
     """The shard path (the translated corpus at paper scale) trains exactly as the manifest path does."""
     shards = tmp_path / "shards"

@@ -2,7 +2,9 @@ rule pretrain:
     """Pre-train the model with one contrastive objective and seed (plus the shared ITM and MLM terms).
 
     The run directory keeps its checkpoints, so a rerun after an interruption
-    resumes from the newest one (`--resume`; exact, see ccrk.train).
+    resumes from the newest one (`--resume`; exact, see ccrk.train); a rerun
+    because the settings changed starts over (`--restart-on-change`: the old
+    checkpoints are deleted, not refused).
     """
     input:
         **pretrain_inputs(),
@@ -31,7 +33,7 @@ rule pretrain:
     shell:
         "{params.env} ccrk pretrain {params.settings} {params.data}"
         " --tokenizer {params.tokenizer} --objective {wildcards.objective} --seed {wildcards.seed}"
-        " --out {params.out} --resume --no-progress {params.launcher} > {log} 2>&1"
+        " --out {params.out} --resume --restart-on-change --no-progress {params.launcher} > {log} 2>&1"
 
 
 rule finetune:
@@ -71,5 +73,5 @@ rule finetune:
     shell:
         "{params.env} ccrk finetune {params.settings} --pretrained {params.pretrained} {params.flags}"
         " --train-manifest {input.train} --val-manifest {input.val} --image-root {params.image_root}"
-        " --tokenizer {params.tokenizer} --seed {wildcards.seed} --out {params.out} --resume --no-progress"
-        " {params.launcher} > {log} 2>&1"
+        " --tokenizer {params.tokenizer} --seed {wildcards.seed} --out {params.out} --resume --restart-on-change"
+        " --no-progress {params.launcher} > {log} 2>&1"

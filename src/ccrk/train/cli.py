@@ -25,6 +25,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="overrides train.seed")
     p.add_argument("--out", type=Path, required=True, help="run directory: checkpoints/, model/, metrics.jsonl, tb/")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
+    p.add_argument("--restart-on-change", action="store_true",
+                   help="with --resume: when the newest checkpoint was made with other settings, delete the run's "
+                        "checkpoints and start over instead of refusing (a workflow rerunning a changed job)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--skip-image-check", dest="check_images", action="store_false",
                    help="do not open every image at start-up (a previous step validated them)")
@@ -44,7 +47,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         captions=None if args.captions is None else str(args.captions),
         val_manifest=None if args.val_manifest is None else str(args.val_manifest),
     )
-    launch_from_args(Pretrainer(spec, resume=args.resume), args, config, f"pretrain-{args.objective or 'default'}")
+    trainer = Pretrainer(spec, resume=args.resume, restart_on_change=args.restart_on_change)
+    launch_from_args(trainer, args, config, f"pretrain-{args.objective or 'default'}")
     return 0
 
 
@@ -61,7 +65,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         image_root=None if args.image_root is None else str(args.image_root), seed=args.seed,
         progress=args.progress, check_images=args.check_images,
     )
-    launch_from_args(Finetuner(spec, resume=args.resume), args, config, f"finetune-{args.regime}")
+    trainer = Finetuner(spec, resume=args.resume, restart_on_change=args.restart_on_change)
+    launch_from_args(trainer, args, config, f"finetune-{args.regime}")
     return 0
 
 

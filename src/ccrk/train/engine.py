@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,7 +31,7 @@ from ccrk import provenance
 from ccrk.data.dataset import EpochSampler
 from ccrk.layout import TRAIN_LOG
 from ccrk.train import checkpoint as ckpt
-from ccrk.train.builders import check_resume_config
+from ccrk.train.builders import check_resume_config, config_differences
 from ccrk.train.config import TrainConfig
 from ccrk.train.distributed import DistContext, all_reduce_mean, barrier, broadcast_object
 from ccrk.train.monitor import JsonLines, Progress, TensorBoard
@@ -201,17 +202,22 @@ class Engine:
         ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_last)
         return path
 
-    def restore(self, payload: dict[str, Any]) -> None:
-        """Load a checkpoint's training state into this engine (every rank loads the same file)."""
+    def _plan_difference(self, payload: dict[str, Any]) -> str | None:
+        """Why a checkpoint's step plan cannot continue in this run (None when it can)."""
         saved_plan = payload.get("plan", {})
         if saved_plan and (saved_plan.get("steps_per_epoch"), saved_plan.get("epochs")) != (
             self.plan.steps_per_epoch, self.plan.epochs
         ):
-            raise ValueError(
-                f"the checkpoint was made for {saved_plan.get('epochs')} epochs of "
-                f"{saved_plan.get('steps_per_epoch')} steps, this run plans {self.plan.epochs} x "
-                f"{self.plan.steps_per_epoch}: the data or the batch settings changed, so it cannot resume exactly"
-            )
+            return (f"the checkpoint was made for {saved_plan.get('epochs')} epochs of "
+                    f"{saved_plan.get('steps_per_epoch')} steps, this run plans {self.plan.epochs} x "
+                    f"{self.plan.steps_per_epoch}")
+        return None
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        """Load a checkpoint's training state into this engine (every rank loads the same file)."""
+        why = self._plan_difference(payload)
+        if why is not None:
+            raise ValueError(f"{why}: the data or the batch settings changed, so it cannot resume exactly")
         self.model.load_state_dict(payload["model"])
         extra = payload.get("objective") or {}
         if extra:
@@ -227,10 +233,14 @@ class Engine:
         self._saved = (self.state.step, self.state.epochs_closed)
         self._resumed_from = self.state.step
 
-    def resume_latest(self) -> bool:
+    def resume_latest(self, restart_on_change: bool = False) -> bool:
         """Load the newest complete checkpoint under ``out/checkpoints``; False when there is none.
 
-        The main rank picks (and verifies) the file, every rank loads that same one.
+        The main rank picks (and verifies) the file, every rank loads that same one. A checkpoint
+        made with another config or step plan is refused (a ConfigError or ValueError naming the
+        differences), or, with ``restart_on_change``, deleted with the rest of the run's checkpoints
+        so that the run starts over: what a workflow wants when it reruns a job because its settings
+        changed, while a job merely interrupted still continues exactly.
         """
         chosen: str | None = None
         payload: dict[str, Any] | None = None
@@ -241,6 +251,19 @@ class Engine:
             found = ckpt.load_latest(self.ckpt_dir)
             if found is not None:
                 chosen, payload = str(found[0]), found[1]
+            if found is not None and restart_on_change:
+                changes = config_differences(found[1]["config"], self.resolved_config)
+                plan = self._plan_difference(found[1])
+                if changes or plan:
+                    stale = ckpt.list_checkpoints(self.ckpt_dir)
+                    for _, path in stale:
+                        path.unlink()
+                    # its TensorBoard events would show beside the new run's (metrics.jsonl is truncated at start)
+                    shutil.rmtree(self.out_dir / "tb", ignore_errors=True)
+                    why = "; ".join([*changes, *([plan] if plan else [])])
+                    log.warning(f"{chosen} was made with other settings ({why}): deleted the run's {len(stale)} "
+                                f"checkpoint(s), starting over (--restart-on-change)")
+                    chosen, payload = None, None
         chosen = broadcast_object(chosen, self.ctx)
         if chosen is None:
             return False

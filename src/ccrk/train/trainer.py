@@ -49,9 +49,12 @@ class Trainer:
 
     command = "train"
 
-    def __init__(self, spec: Any, resume: bool = False) -> None:
+    def __init__(self, spec: Any, resume: bool = False, restart_on_change: bool = False) -> None:
         self.spec = spec
         self.resume = resume
+        #: With ``resume``: a checkpoint made with other settings is deleted and the run starts over
+        #: (the DAG reruns a job because its config changed) instead of being refused.
+        self.restart_on_change = restart_on_change
 
     def __call__(self) -> Path:
         # A Slurm job requeued from outside (scontrol requeue, a node failure) reruns the submitted
@@ -76,7 +79,7 @@ class Trainer:
         """Resubmit the same run with ``resume=True`` (it continues from the newest checkpoint)."""
         from submitit.helpers import DelayedSubmission
 
-        return DelayedSubmission(self.__class__(self.spec, resume=True))
+        return DelayedSubmission(self.__class__(self.spec, resume=True, restart_on_change=self.restart_on_change))
 
     def device_setting(self) -> str:
         return "auto"
@@ -94,7 +97,7 @@ class Trainer:
                         desc=setup.desc, checkpoint_each_epoch=setup.checkpoint_each_epoch, git_revision=revision)
         if setup.validate is not None:
             engine.on_epoch_end = setup.after_epoch
-        resumed = self.resume and engine.resume_latest()
+        resumed = self.resume and engine.resume_latest(restart_on_change=self.restart_on_change)
         if self.resume and not resumed:
             log.info(f"--resume: no checkpoint yet, starting from {setup.start}")
         if not resumed and setup.load_start is not None:
